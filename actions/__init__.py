@@ -1,0 +1,1 @@
+"""The assistant's custom actions, served by the rasa-sdk action server."""

@@ -1,0 +1,37 @@
+"""How to book: the new-patient offer, the online form, call or text."""
+
+import re
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.channels import has_buttons
+from clinic.facts import clinic_facts
+
+
+def booking_buttons() -> List[Dict[str, str]]:
+    """Link buttons: the form, and the phone as tap-to-call / tap-to-text."""
+    facts = clinic_facts()
+    phone = "+1" + re.sub(r"\D", "", facts["clinic_phone"])[-10:]
+    return [
+        {"title": "Book online", "url": facts["booking_url"], "payload": facts["booking_url"]},
+        {"title": f"Call {facts['clinic_phone']}", "url": f"tel:{phone}", "payload": f"tel:{phone}"},
+        {"title": "Send a text", "url": f"sms:{phone}", "payload": f"sms:{phone}"},
+    ]
+
+
+class ActionBookingDetails(Action):
+    def name(self) -> Text:
+        return "action_booking_details"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        text = clinic_facts()["booking_details"]
+        if has_buttons(tracker):
+            dispatcher.utter_message(text=text, buttons=booking_buttons())
+        else:
+            dispatcher.utter_message(text=text)
+        return []

@@ -1,0 +1,198 @@
+"""Trains stock Rasa and the project from scratch in a temporary folder, timed the same way, and keeps the result for reruns on unchanged inputs."""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import yaml
+
+from bench import ROOT
+from bench.progress import say
+from bench.stock import with_epochs, write_stock_project
+
+BIN = Path(sys.executable).parent
+# Trained stock models and both training times, by what they were trained
+# from: stock Rasa's default training alone takes longer on two cores than the
+# rest of the benchmark, so a rerun on unchanged inputs reuses them.
+CACHE = ROOT / "build" / "bench"
+# Everything a training run reads, for both configurations.
+INPUTS = [
+    "data", "domain.yml", "config.yml", "components", "clinic/red_flags.py",
+    "clinic/muscles.py", "scripts/build_spacy_pipeline.py", "bench/stock.py", "bench/training.py",
+]
+TRAIN_TIMEOUT_SECONDS = 3600
+PROGRESS_EVERY_SECONDS = 30
+
+
+@dataclass
+class Training:
+    stock_model: str
+    stock_seconds: float
+    project_seconds: float  # `rasa train` with the project's config
+    project_spacy_seconds: float  # building its spaCy pipeline first, as `make train` does
+    epochs: str  # "epochs as configured", or the smoke run's shortcut
+    trained_at: str
+    reused: bool = False
+
+    @property
+    def project_total_seconds(self) -> float:
+        return self.project_seconds + self.project_spacy_seconds
+
+
+def inputs_key(epochs: int) -> str:
+    digest = hashlib.sha256()
+    import rasa
+
+    digest.update(f"rasa {rasa.__version__} epochs {epochs}".encode())
+    for name in INPUTS:
+        path = ROOT / name
+        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if path.is_dir() else [path]
+        for file in files:
+            digest.update(str(file.relative_to(ROOT)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _env(cache_dir: Path) -> Dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+        RASA_TELEMETRY_ENABLED="false",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        SQLALCHEMY_SILENCE_UBER_WARNING="1",
+        # an empty cache of its own: nothing from an earlier training helps
+        RASA_CACHE_DIRECTORY=str(cache_dir),
+    )
+    return env
+
+
+def _where(log_path: Path) -> str:
+    """What a running `rasa train` is doing, from the end of its log."""
+    tail = log_path.read_bytes()[-20000:].decode("utf-8", "replace")
+    components = re.findall(r"Starting to train component '(\w+)'", tail)
+    epochs = re.findall(r"Epochs:\s+(\d+)%", tail)
+    where = components[-1] if components else "reading data"
+    return f"{where} {epochs[-1]}%" if epochs and components else where
+
+
+def _timed(command, label: str, log_path: Path, env: Dict[str, str]) -> float:
+    say(f"{label}...")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        next_report = started + PROGRESS_EVERY_SECONDS
+        try:
+            while process.poll() is None:
+                time.sleep(0.5)
+                now = time.monotonic()
+                if now > started + TRAIN_TIMEOUT_SECONDS:
+                    raise RuntimeError(f"{label} took over {TRAIN_TIMEOUT_SECONDS} s, see {log_path}")
+                if now >= next_report:
+                    say(f"  {label}: {now - started:.0f} s, {_where(log_path)}")
+                    next_report += PROGRESS_EVERY_SECONDS
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    seconds = time.monotonic() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"{label} failed (exit {process.returncode}), see {log_path}")
+    say(f"{label}: done in {seconds:.0f} s")
+    return seconds
+
+
+def _rasa_train(config: Path, out: Path, name: str, label: str, log_path: Path, cache_dir: Path) -> float:
+    command = [
+        str(BIN / "rasa"), "train", "--config", str(config), "--domain", "domain.yml",
+        "--data", "data", "--out", str(out), "--fixed-model-name", name,
+    ]
+    return _timed(command, label, log_path, _env(cache_dir))
+
+
+def project_config(spacy_pipeline: Path, epochs: int) -> dict:
+    """config.yml, pointing at a spaCy pipeline built for this training."""
+    config = yaml.safe_load((ROOT / "config.yml").read_text())
+    for item in config["pipeline"]:
+        if item["name"] == "SpacyNLP":
+            item["model"] = str(spacy_pipeline)
+    return with_epochs(config, epochs) if epochs else config
+
+
+def train_both(
+    workdir: Path, logs: Path, epochs: int = 0, retrain: bool = False,
+    cache: Optional[Path] = CACHE, parallel: bool = False,
+) -> Training:
+    """Stock Rasa's default and the project's configuration, each trained from
+    scratch on data/ and domain.yml, one after the other (`parallel`: at the
+    same time); `epochs` > 0 limits every trained part (the smoke run's
+    shortcut). Reuses an earlier run's models and times when nothing they
+    were trained from changed, unless `retrain`."""
+    key = inputs_key(epochs)
+    kept = cache / key if cache else None
+    if kept and not retrain and (kept / "training.json").exists() and (kept / "stock.tar.gz").exists():
+        training = Training(**json.loads((kept / "training.json").read_text()))
+        training.stock_model = str(kept / "stock.tar.gz")
+        training.reused = True
+        say(f"Training: inputs unchanged since {training.trained_at}, reusing that run's stock model and times (--retrain to train again)")
+        return training
+
+    epochs_note = f"{epochs} epoch per trained part" if epochs else "epochs as configured"
+    stock_files = write_stock_project(workdir / "stock", epochs)
+
+    def train_stock() -> float:
+        return _rasa_train(
+            stock_files["config"], workdir / "stock" / "models", "stock",
+            f"Training stock Rasa ({epochs_note})", logs / "train-stock.log", workdir / "stock-cache",
+        )
+
+    def train_project() -> Tuple[float, float]:
+        spacy_pipeline = workdir / "project" / "spacy" / "clinic_en"
+        spacy_seconds = _timed(
+            [sys.executable, str(ROOT / "scripts" / "build_spacy_pipeline.py"), str(spacy_pipeline)],
+            "Building the project's spaCy pipeline", logs / "build-spacy.log", _env(workdir / "project-cache"),
+        )
+        config_path = workdir / "project" / "config.yml"
+        config_path.write_text(yaml.safe_dump(project_config(spacy_pipeline, epochs), sort_keys=False))
+        project_seconds = _rasa_train(
+            config_path, workdir / "project" / "models", "project",
+            f"Training the project ({epochs_note})", logs / "train-project.log", workdir / "project-cache",
+        )
+        return spacy_seconds, project_seconds
+
+    if parallel:
+        # both at once: quicker, but each slows the other, so the times mean little
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            stock_job, project_job = pool.submit(train_stock), pool.submit(train_project)
+            stock_seconds, (spacy_seconds, project_seconds) = stock_job.result(), project_job.result()
+    else:
+        stock_seconds = train_stock()
+        spacy_seconds, project_seconds = train_project()
+    training = Training(
+        stock_model=str(workdir / "stock" / "models" / "stock.tar.gz"),
+        stock_seconds=stock_seconds,
+        project_seconds=project_seconds,
+        project_spacy_seconds=spacy_seconds,
+        epochs=epochs_note,
+        trained_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    if kept:
+        # only the latest inputs' models are kept
+        if cache.exists():
+            for old in cache.iterdir():
+                shutil.rmtree(old, ignore_errors=True)
+        kept.mkdir(parents=True)
+        shutil.copy2(training.stock_model, kept / "stock.tar.gz")
+        training.stock_model = str(kept / "stock.tar.gz")
+        (kept / "training.json").write_text(json.dumps(asdict(training), indent=2))
+    return training

@@ -1,0 +1,131 @@
+"""Runs a visitor's turn so that the visitor always hears back within seconds.
+
+Every channel hands its message to `run_turn` (REST, which answers a failed
+turn with 503) or wraps Rasa's handler with `with_reply_guarantee` (Socket.IO,
+SMS: channels without status codes, which get the same text as a message):
+
+- When the turn produced no reply (an action failed: Rasa logs it, drops the
+  action's events and ends the turn silently), the visitor gets the apology
+  from data/clinic.yml (`assistant_unavailable`, with the clinic's phone).
+- When it is still running after TURN_BUDGET_SECONDS (a stopped action
+  server, a slow database), the visitor gets what was sent so far, or the
+  apology; the turn itself goes on in the background and is saved.
+- When it failed outright (database or lock store down, or the conversation
+  could not be read or saved, which Rasa itself would hide), `run_turn`
+  raises AssistantUnavailable: a 503 with the same text, never a stack trace.
+"""
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, Dict, Text
+
+from rasa.core.channels.channel import OutputChannel, UserMessage
+from sanic.exceptions import SanicException
+
+from clinic import action_timeout
+from clinic.facts import clinic_facts
+from clinic.tracker_store import report_failures_to, stop_reporting
+
+logger = logging.getLogger(__name__)
+
+# The visitor hears back within 5 s; this leaves time for the reply to travel.
+TURN_BUDGET_SECONDS = 4.5
+
+# Rasa imports the channels (credentials.yml) before it serves anything, so
+# every Rasa server that uses this guard calls the action server with a
+# timeout that fits in the turn budget.
+action_timeout.apply()
+
+Handler = Callable[[UserMessage], Awaitable[Any]]
+
+
+def apology() -> Text:
+    return clinic_facts()["assistant_unavailable"]
+
+
+class AssistantUnavailable(SanicException):
+    """The turn could not run at all: 503 with the apology as the message."""
+
+    status_code = 503
+    quiet = True
+
+    def __init__(self) -> None:
+        super().__init__(apology())
+
+
+class _CountingOutput(OutputChannel):
+    """Passes every reply on to the channel's own output, counting them."""
+
+    def __init__(self, inner: OutputChannel) -> None:
+        self.inner = inner
+        self.sent = 0
+
+    def name(self) -> Text:  # responses' channel variations (e.g. sms) follow the real channel
+        return self.inner.name()
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        self.sent += 1
+        await self.inner.send_response(recipient_id, message)
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        self.sent += 1
+        await self.inner.send_text_message(recipient_id, text, **kwargs)
+
+
+async def run_turn(on_new_message: Handler, message: UserMessage) -> None:
+    """Runs the turn; the visitor's output channel has at least one reply afterwards.
+
+    Raises AssistantUnavailable when the turn could not run at all.
+    """
+    output = message.output_channel
+    counting = _CountingOutput(output)
+    message.output_channel = counting
+    # Rasa hides the tracker store's failures (clinic/tracker_store.py):
+    # the store reports them here instead.
+    storage_failures: list = []
+    reporting = report_failures_to(storage_failures)
+    try:
+        # Shielded: a visitor who gives up (or a missed budget) must not
+        # cancel a turn halfway, between the lock and saving the conversation.
+        turn = asyncio.ensure_future(on_new_message(message))
+    finally:
+        stop_reporting(reporting)
+    turn.add_done_callback(_log_failure)
+    try:
+        await asyncio.wait_for(asyncio.shield(turn), TURN_BUDGET_SECONDS)
+    except asyncio.TimeoutError:
+        logger.warning("a turn took longer than %.1f s; it goes on in the background", TURN_BUDGET_SECONDS)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        raise AssistantUnavailable() from None
+    if storage_failures:
+        # Whatever was answered was not saved: the visitor should ask again.
+        logger.error("a turn could not %s its conversation", " or ".join(sorted({what for what, _ in storage_failures})))
+        raise AssistantUnavailable()
+    if counting.sent == 0:
+        await output.send_text_message(message.sender_id, apology())
+
+
+def with_reply_guarantee(on_new_message: Handler) -> Handler:
+    """Rasa's message handler, guarded; a turn that cannot run gets the apology as a message."""
+
+    async def guarded(message: UserMessage) -> None:
+        output = message.output_channel
+        try:
+            await run_turn(on_new_message, message)
+        except AssistantUnavailable:
+            await output.send_text_message(message.sender_id, apology())
+
+    return guarded
+
+
+def _log_failure(turn: "asyncio.Future") -> None:
+    if turn.cancelled():
+        return
+    error = turn.exception()
+    if error is not None:
+        # Neither the message nor a traceback (whose locals and SQL may
+        # quote it): only what kind of failure it was.
+        summary = (str(error).strip().splitlines() or [""])[0][:200]
+        logger.error("a turn failed: %s: %s", type(error).__name__, summary)

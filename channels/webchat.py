@@ -1,0 +1,301 @@
+"""The website chat, served by the Rasa server itself: the chat page (/chat),
+the embeddable launcher script (/chat/widget.js), their assets, and the
+page's two small endpoints (the conversation's history, answer feedback).
+
+The page talks to Rasa over the Socket.IO channel (credentials.yml). Other
+sites embed it in an iframe from this server, so everything the page calls is
+same-origin; CHAT_ALLOWED_ORIGINS lists the sites allowed to frame it.
+"""
+
+import gzip
+import hashlib
+import html
+import json
+import logging
+import os
+import re
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple
+
+from rasa.core.channels.channel import InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from channels.chat_history import chat_messages, find_answer
+from channels.checks import MAX_MESSAGE_CHARS, BadInput, checked_sender
+from clinic import PROJECT_ROOT, store
+from clinic.facts import clinic_facts, fill
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = PROJECT_ROOT / "web"
+# Everything the page loads; nothing else under web/ is served.
+ASSETS = {
+    "chat.js": (WEB_DIR / "chat.js", "text/javascript; charset=utf-8"),
+    "chat.css": (WEB_DIR / "chat.css", "text/css; charset=utf-8"),
+    "socket.io.esm.min.js": (WEB_DIR / "vendor" / "socket.io.esm.min.js", "text/javascript; charset=utf-8"),
+}
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d+)?$|^\*$")
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d+)?$")
+# Answers are at most a few hundred characters; a vote quoting more is not one.
+MAX_ANSWER_CHARS = 4 * MAX_MESSAGE_CHARS
+
+
+class Asset:
+    """A file's bytes, their gzip and their ETag, read once at start-up."""
+
+    def __init__(self, body: bytes, content_type: str) -> None:
+        self.body = body
+        self.gzipped = gzip.compress(body, compresslevel=9, mtime=0)
+        self.content_type = content_type
+        self.etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+    def respond(self, request: Request, headers: Optional[Dict[str, str]] = None) -> HTTPResponse:
+        # no-cache: browsers revalidate (a cheap 304), so a deploy shows at once.
+        headers = {
+            "ETag": self.etag,
+            "Cache-Control": "no-cache",
+            "Vary": "Accept-Encoding",
+            "X-Content-Type-Options": "nosniff",
+            **(headers or {}),
+        }
+        if self.etag in request.headers.get("if-none-match", ""):
+            return response.empty(status=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return response.raw(self.gzipped, content_type=self.content_type, headers=headers)
+        return response.raw(self.body, content_type=self.content_type, headers=headers)
+
+
+def allowed_origins() -> List[str]:
+    """The sites allowed to embed the chat (CHAT_ALLOWED_ORIGINS, as for CORS)."""
+    origins = os.environ.get("CHAT_ALLOWED_ORIGINS", "").split()
+    bad = [origin for origin in origins if not _ORIGIN.match(origin)]
+    if bad:
+        logger.warning("CHAT_ALLOWED_ORIGINS: ignoring %s (expected e.g. https://www.example.com)", bad)
+    return [origin.rstrip("/") for origin in origins if _ORIGIN.match(origin)]
+
+
+def content_security_policy(request: Request) -> str:
+    host = request.host if _HOST.match(request.host or "") else ""
+    # 'self' covers same-host WebSockets in current browsers; older ones need them named.
+    sockets = f" ws://{host} wss://{host}" if host else ""
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"connect-src 'self'{sockets}",
+            "img-src 'self' data:",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors " + " ".join(["'self'", *allowed_origins()]),
+        ]
+    )
+
+
+def _json_for_html(value: Any) -> str:
+    """JSON that is safe inside a <script type="application/json"> element."""
+    return (
+        json.dumps(value, ensure_ascii=False)
+        .replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+    )
+
+
+def greeting(request: Request) -> Dict[str, Any]:
+    """The domain's `utter_greet` (its web variation), with the clinic's facts filled in."""
+    domain = getattr(getattr(request.app.ctx, "agent", None), "domain", None)
+    variations = (domain.responses.get("utter_greet") if domain else None) or []
+    for variation in variations:
+        if not variation.get("channel") and not variation.get("condition") and variation.get("text"):
+            return {
+                "text": fill(variation["text"]),
+                "buttons": [
+                    {"title": fill(str(b["title"])), "payload": fill(str(b.get("payload") or b["title"]))}
+                    for b in variation.get("buttons") or []
+                    if b.get("title")
+                ],
+            }
+    return {"text": f"Hi! I'm the virtual assistant of {clinic_facts()['clinic_name']}.", "buttons": []}
+
+
+def socket_settings(request: Request) -> Optional[Dict[str, Any]]:
+    """How the page reaches the Socket.IO channel, as credentials.yml configures it."""
+    for channel in getattr(request.app.ctx, "input_channels", None) or []:
+        if channel.name() == "socketio":
+            return {
+                "path": channel.socketio_path or "/socket.io",
+                "namespace": channel.namespace or "/",
+                "userEvent": channel.user_message_evt,
+                "botEvent": channel.bot_message_evt,
+            }
+    return None
+
+
+def checked_session(session_id: Any) -> str:
+    try:
+        return checked_sender(session_id)
+    except BadInput:
+        raise BadInput("'session_id' is required: the conversation id the chat page got from the server")
+
+
+def _error(message: str, status: int) -> HTTPResponse:
+    return response.json({"message": message}, status=status)
+
+
+class WebChatInput(InputChannel):
+    """Serves the chat page; the conversation itself runs over Socket.IO."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "webchat"
+
+    def url_prefix(self) -> Text:
+        # Rasa joins this onto "/webhooks/"; an absolute path puts the page at /chat.
+        return "/chat"
+
+    def __init__(self) -> None:
+        self.template: Optional[str] = None
+        self.widget_template: Optional[str] = None
+        self.assets: Dict[str, Asset] = {}
+        missing = [str(path) for path, _ in ASSETS.values() if not path.exists()]
+        if missing:
+            logger.warning("Website chat unavailable until `make setup` builds %s", missing)
+            return
+        self.template = (WEB_DIR / "chat.html").read_text(encoding="utf-8")
+        self.widget_template = (WEB_DIR / "widget.js").read_text(encoding="utf-8")
+        self.assets = {
+            name: Asset(path.read_bytes(), content_type) for name, (path, content_type) in ASSETS.items()
+        }
+
+    def page(self, request: Request) -> Tuple[str, Optional[str]]:
+        """The chat page's HTML, or an error message."""
+        settings = socket_settings(request)
+        if self.template is None or settings is None:
+            return "", "The website chat is not set up: run `make setup` and enable socketio in credentials.yml."
+        facts = clinic_facts()
+        base = request.path.rstrip("/")  # where the assets and endpoints are: /chat
+        config = {
+            "clinicName": facts["clinic_name"],
+            "greeting": greeting(request),
+            "disclaimer": facts["disclaimer_short"],
+            "maxLength": MAX_MESSAGE_CHARS,
+            "socket": settings,
+            "base": base,
+        }
+        page = self.template.replace("{{clinic_name}}", html.escape(facts["clinic_name"]))
+        page = page.replace("{{base}}", html.escape(base))
+        return page.replace("{{config}}", _json_for_html(config)), None
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        chat = Blueprint("webchat", __name__)
+
+        @chat.route("", methods=["GET"], strict_slashes=False)
+        async def chat_page(request: Request) -> HTTPResponse:
+            page, error = self.page(request)
+            if error:
+                return response.text(error, status=503)
+            headers = {
+                "Content-Security-Policy": content_security_policy(request),
+                "Referrer-Policy": "no-referrer",
+            }
+            return Asset(page.encode("utf-8"), "text/html; charset=utf-8").respond(request, headers)
+
+        @chat.route("/widget.js", methods=["GET"])
+        async def widget(request: Request) -> HTTPResponse:
+            if self.widget_template is None:
+                return response.text("// the website chat is not set up: run `make setup`", status=503)
+            script = self.widget_template.replace(
+                "{{clinic_name}}", json.dumps(clinic_facts()["clinic_name"])
+            )
+            return Asset(script.encode("utf-8"), "text/javascript; charset=utf-8").respond(
+                request, {"Cross-Origin-Resource-Policy": "cross-origin"}
+            )
+
+        @chat.route("/assets/<name>", methods=["GET"])
+        async def asset(request: Request, name: str) -> HTTPResponse:
+            found = self.assets.get(name)
+            if found is None:
+                return _error("no such file", 404)
+            return found.respond(request)
+
+        @chat.route("/history", methods=["GET"])
+        async def history(request: Request) -> HTTPResponse:
+            try:
+                sender = checked_session(request.args.get("session_id"))
+            except BadInput as error:
+                return _error(str(error), 400)
+            tracker, error = await _tracker(request, sender)
+            if error:
+                return error
+            messages = chat_messages(tracker.events) if tracker else []
+            return response.json({"messages": messages}, headers={"Cache-Control": "no-store"})
+
+        @chat.route("/feedback", methods=["POST"])
+        async def feedback(request: Request) -> HTTPResponse:
+            try:
+                sender, answer, helpful = _checked_feedback(request)
+            except BadInput as error:
+                return _error(str(error), error.status_code)
+            tracker, error = await _tracker(request, sender)
+            if error:
+                return error
+            found = find_answer(tracker.events, answer) if tracker else None
+            if found is None:
+                return _error("this conversation has no such answer", 404)
+            question, channel = found
+            try:
+                recorded = await store.run_blocking(
+                    _record_first_vote, sender, channel, question, answer.strip(), helpful
+                )
+            except Exception:
+                logger.exception("could not record a visitor's feedback")
+                return _error("feedback could not be saved right now; please try again later", 503)
+            if not recorded:
+                return response.json({"status": "already recorded"}, status=200)
+            return response.json({"status": "recorded"}, status=201)
+
+        return chat
+
+
+def _record_first_vote(sender: str, channel: Optional[str], question: Optional[str], answer: str, helpful: bool) -> bool:
+    """Records the vote unless this conversation already voted on this answer
+    (one vote per answer keeps a replayed or scripted page from flooding staff)."""
+    if store.rows(store.feedback, sender_id=sender, answer=answer):
+        return False
+    store.record_feedback(sender, channel, question, answer, helpful)
+    return True
+
+
+async def _tracker(request: Request, sender: str) -> Tuple[Any, Optional[HTTPResponse]]:
+    """The conversation's tracker (None if it has none yet), or a 503 if it cannot be read."""
+    agent = request.app.ctx.agent
+    try:
+        # Waits for a turn in progress: the page shows an answer before Rasa
+        # saves it, and a visitor can vote on it at once.
+        async with agent.lock_store.lock(sender, wait_time_in_seconds=0.1):
+            return await agent.tracker_store.retrieve_full_tracker(sender), None
+    except Exception:
+        logger.exception("could not read a conversation for the website chat")
+        return None, _error("the conversation cannot be read right now; please try again later", 503)
+
+
+def _checked_feedback(request: Request) -> Tuple[str, str, bool]:
+    try:
+        body = request.json
+    except Exception:  # Sanic raises its own 400 type; keep the answer in one shape
+        raise BadInput("the body must be JSON")
+    if not isinstance(body, dict):
+        raise BadInput("the body must be a JSON object with 'session_id', 'answer' and 'helpful'")
+    sender = checked_session(body.get("session_id"))
+    answer = body.get("answer")
+    if not isinstance(answer, str) or not answer.strip():
+        raise BadInput("'answer' is required: the text of the answer voted on")
+    if len(answer) > MAX_ANSWER_CHARS:
+        raise BadInput(f"'answer' is too long: at most {MAX_ANSWER_CHARS} characters")
+    helpful = body.get("helpful")
+    if not isinstance(helpful, bool):
+        raise BadInput("'helpful' is required: true or false")
+    return sender, answer, helpful

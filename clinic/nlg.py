@@ -1,0 +1,44 @@
+"""Response generation that fills the clinic's facts into every response.
+
+Registered in endpoints.yml (`nlg: type: clinic.nlg.ClinicNLG`), so a response
+or FAQ answer can say {clinic_phone} and data/clinic.yml stays the one place
+where the phone number is written.
+"""
+
+from typing import Any, Dict, Optional, Text
+
+from rasa.core.channels.channel import OutputChannel
+from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import SlotSet
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.endpoints import EndpointConfig
+
+from clinic.facts import clinic_facts
+from clinic.tracker_store import ERASURE_FAILED_SLOT, erasure_outcome
+
+ERASURE_RESULT = "utter_erasure_result"
+
+
+class ClinicNLG(TemplatedNaturalLanguageGenerator):
+    def __init__(
+        self, endpoint_config: Optional[EndpointConfig] = None, domain: Domain = None
+    ) -> None:
+        super().__init__((domain or Domain.empty()).responses)
+        self.facts = clinic_facts()
+
+    async def generate(
+        self,
+        utter_action: Text,
+        tracker: DialogueStateTracker,
+        output_channel: Text,
+        **kwargs: Any,
+    ) -> Optional[Dict[Text, Any]]:
+        if utter_action == ERASURE_RESULT and erasure_outcome(tracker) is False:
+            # The erase action failed or never reached the action server (its
+            # slot then keeps its initial "not failed"): never confirm that.
+            tracker = tracker.copy()
+            tracker.update(SlotSet(ERASURE_FAILED_SLOT, True))
+        return await super().generate(
+            utter_action, tracker, output_channel, **{**self.facts, **kwargs}
+        )

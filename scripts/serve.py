@@ -1,0 +1,217 @@
+"""Starts the assistant: the action server and one or more Rasa servers.
+
+`make run` and the end-to-end tests start it the same way. It stays in the
+foreground; Ctrl-C (or SIGTERM) stops every process it started. If one of
+them does not start, the others are stopped; if one dies later, it is
+started again while the others keep serving.
+
+    python scripts/serve.py [--port 5005] [--replicas 1] [--action-port 5055]
+                            [--endpoints endpoints.yml] [--var-dir var]
+
+The Rasa HTTP API is always on and always needs a token: RASA_API_TOKEN, or
+one generated once into var/api_token for local tools (the staff console).
+With STAFF_PASSWORD set, the staff console (`python -m staff serve`) is
+started too, with an account STAFF_USER (default "staff") if none exists.
+
+`--endpoints endpoints.scaled.yml` (`make run-scaled`) is the scaled profile:
+every Rasa server shares PostgreSQL (DATABASE_URL) and Redis (REDIS_URL),
+which are checked before anything starts.
+"""
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def api_token(var_dir: Path) -> str:
+    token = os.environ.get("RASA_API_TOKEN")
+    if token:
+        return token
+    token_file = var_dir / "api_token"
+    if not token_file.exists():
+        token_file.write_text(secrets.token_urlsafe(32))
+        token_file.chmod(0o600)
+    return token_file.read_text().strip()
+
+
+def endpoints_for(source: Path, action_port: int, var_dir: Path) -> Path:
+    """The endpoints file with this run's action server port and SQLite folder."""
+    endpoints = yaml.safe_load(source.read_text())
+    endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{action_port}/webhook"
+    store = endpoints.get("tracker_store") or {}
+    if store.get("dialect") == "sqlite":
+        store["db"] = str(var_dir / Path(store["db"]).name)
+    handle, path = tempfile.mkstemp(prefix="endpoints-", suffix=".yml")
+    with os.fdopen(handle, "w") as out:
+        yaml.safe_dump(endpoints, out)
+    return Path(path)
+
+
+# Sanic's limit on a request body (413 beyond it) for the Rasa servers: far
+# above any chat message or API call, far below Sanic's own 100 MB.
+DEFAULT_REQUEST_MAX_SIZE = 1024 * 1024
+
+
+def unreachable_services(endpoints_text: str, env: dict) -> list:
+    """What the endpoints file needs (PostgreSQL, Redis) but cannot be reached."""
+    problems = []
+    if "${DATABASE_URL}" in endpoints_text:
+        import sqlalchemy as sa
+
+        url = sa.engine.url.make_url(env["DATABASE_URL"])
+        connect_args = {"connect_timeout": 3} if url.get_backend_name() == "postgresql" else {}
+        engine = sa.create_engine(url, connect_args=connect_args)
+        try:
+            with engine.connect():
+                pass
+        except Exception as error:  # printed for the person starting it
+            problems.append(f"database {url!r}: {str(error).strip().splitlines()[0]}")
+        finally:
+            engine.dispose()
+    if "${REDIS_URL}" in endpoints_text:
+        import redis
+
+        try:
+            redis.Redis.from_url(env["REDIS_URL"], socket_connect_timeout=3).ping()
+        except Exception as error:
+            problems.append(f"Redis at REDIS_URL: {error}")
+    return problems
+
+
+# More restarts than this within the window mean something is broken for good.
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 300
+
+
+def wait_until_up(url: str, processes, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("RASA_PORT", 5005)))
+    parser.add_argument("--replicas", type=int, default=int(os.environ.get("RASA_REPLICAS", 1)))
+    parser.add_argument("--action-port", type=int, default=int(os.environ.get("ACTIONS_PORT", 5055)))
+    parser.add_argument("--host", default=os.environ.get("RASA_HOST", "127.0.0.1"))
+    parser.add_argument("--model", default=os.environ.get("RASA_MODEL", "models/clinic.tar.gz"))
+    parser.add_argument("--endpoints", default=os.environ.get("RASA_ENDPOINTS", "endpoints.yml"))
+    parser.add_argument("--credentials", default="credentials.yml")
+    parser.add_argument("--var-dir", default=os.environ.get("CLINIC_VAR_DIR", "var"))
+    args = parser.parse_args()
+
+    os.chdir(ROOT)
+    var_dir = Path(args.var_dir).resolve()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("DATABASE_URL", f"sqlite:///{var_dir / 'clinic.db'}")
+    env.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    problems = unreachable_services(Path(args.endpoints).read_text(), env)
+    if problems:
+        for problem in problems:
+            print(f"Cannot start: {problem}", file=sys.stderr)
+        return 2
+    endpoints = endpoints_for(Path(args.endpoints), args.action_port, var_dir)
+    token = api_token(var_dir)
+    # Only the staff console needs the staff password.
+    staff_password = env.pop("STAFF_PASSWORD", None)
+    rasa_env = dict(env)
+    rasa_env.setdefault("SANIC_REQUEST_MAX_SIZE", str(DEFAULT_REQUEST_MAX_SIZE))
+
+    commands = [([sys.executable, "-m", "actions", "--port", str(args.action_port)], env)]
+    ports = [args.port + i for i in range(args.replicas)]
+    cors = os.environ.get("CHAT_ALLOWED_ORIGINS", "").split()
+    for port in ports:
+        command = [
+            str(BIN / "rasa"), "run",
+            "--model", args.model,
+            "--interface", args.host,
+            "--port", str(port),
+            "--enable-api", "--auth-token", token,
+            "--endpoints", str(endpoints),
+            "--credentials", args.credentials,
+        ]
+        if cors:
+            command += ["--cors", *cors]
+        commands.append((command, rasa_env))
+    if staff_password:
+        # The staff console (STAFF_HOST:STAFF_PORT, default 127.0.0.1:5002):
+        # publishes to these servers through their API, shares the database.
+        staff_env = dict(
+            env, STAFF_PASSWORD=staff_password, RASA_API_TOKEN=token,
+            RASA_URL=",".join(f"http://127.0.0.1:{port}" for port in ports),
+        )
+        commands.append(([sys.executable, "-m", "staff", "serve", "--ensure-user"], staff_env))
+    processes = [subprocess.Popen(command, env=command_env) for command, command_env in commands]
+
+    def stop(*_):
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + 15
+        for process in processes:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+        endpoints.unlink(missing_ok=True)
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    try:
+        up = all(
+            wait_until_up(f"http://127.0.0.1:{port}/", processes, timeout=180) for port in ports
+        )
+        if not up:
+            print("A server did not start; stopping the others.", file=sys.stderr, flush=True)
+            return 1
+        for port in ports:
+            print(f"Assistant ready: http://localhost:{port}/webhooks/rest/webhook", flush=True)
+        # Once up, a server that dies is started again, as a process
+        # supervisor would; the others keep serving meanwhile (the scaled
+        # profile shares every conversation). Crashing again and again stops all.
+        restarts: list = []
+        while True:
+            time.sleep(0.5)
+            for index, process in enumerate(processes):
+                if process.poll() is None:
+                    continue
+                restarts = [at for at in restarts if at > time.monotonic() - RESTART_WINDOW_SECONDS]
+                if len(restarts) >= MAX_RESTARTS:
+                    print("Servers keep stopping; stopping the others.", file=sys.stderr, flush=True)
+                    return 1
+                restarts.append(time.monotonic())
+                command, command_env = commands[index]
+                print(f"A server stopped (exit {process.returncode}); starting it again.", file=sys.stderr, flush=True)
+                processes[index] = subprocess.Popen(command, env=command_env)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The running Rasa servers' HTTP API, always with the API token."""
+
+from typing import Any, Dict, List, Optional
+from urllib.parse import quote
+
+import requests
+
+# Loading a model reads and builds it in the server: about 10-30 s here.
+LOAD_TIMEOUT = 300
+TIMEOUT = 30
+# a page showing what each server runs must not hang on one that does not answer
+STATUS_TIMEOUT = 5
+
+
+class RasaUnavailable(RuntimeError):
+    pass
+
+
+class RasaServers:
+    def __init__(self, urls: List[str], token: str):
+        self.urls = urls
+        self.token = token
+
+    def _call(self, method: str, url: str, path: str, timeout: float = TIMEOUT, **kwargs) -> requests.Response:
+        if not self.token:
+            raise RasaUnavailable("no API token: set RASA_API_TOKEN (or start the assistant with `make run`)")
+        try:
+            response = requests.request(method, url + path, params={"token": self.token}, timeout=timeout, **kwargs)
+        except requests.RequestException as error:
+            raise RasaUnavailable(f"{url} cannot be reached ({type(error).__name__})") from None
+        if response.status_code in (401, 403):
+            raise RasaUnavailable(f"{url} refused the API token")
+        return response
+
+    def status(self, url: str) -> Dict[str, Any]:
+        """model_file and model_id of the model the server runs."""
+        response = self._call("GET", url, "/status", timeout=STATUS_TIMEOUT)
+        if response.status_code == 409:  # Rasa: no model loaded
+            return {}
+        if not response.ok:
+            raise RasaUnavailable(f"{url} answered {response.status_code} to /status")
+        return response.json()
+
+    def statuses(self) -> Dict[str, Any]:
+        found = {}
+        for url in self.urls:
+            try:
+                found[url] = self.status(url)
+            except RasaUnavailable as error:
+                found[url] = {"error": str(error)}
+        return found
+
+    def tracker(self, sender_id: str) -> Optional[Dict[str, Any]]:
+        """The whole conversation, from the first server that answers."""
+        last_error = None
+        for url in self.urls:
+            try:
+                response = self._call("GET", url, f"/conversations/{quote(sender_id, safe='')}/tracker")
+            except RasaUnavailable as error:
+                last_error = error
+                continue
+            if response.ok:
+                return response.json()
+            last_error = RasaUnavailable(f"{url} answered {response.status_code}")
+        raise last_error or RasaUnavailable("no Rasa server configured")
+
+    def load_model(self, url: str, model_path: str) -> None:
+        """PUT /model: the server swaps models between requests, without a restart."""
+        response = self._call("PUT", url, "/model", timeout=LOAD_TIMEOUT, json={"model_file": model_path})
+        if response.status_code != 204:
+            try:
+                message = response.json().get("message")
+            except ValueError:
+                message = response.text[:300]
+            raise RasaUnavailable(f"{url} could not load the model ({response.status_code}): {message}")
+
+    def say(self, url: str, sender_id: str, text: str) -> List[Dict[str, Any]]:
+        """A message through the REST channel, as a visitor sends it."""
+        try:
+            response = requests.post(
+                f"{url}/webhooks/rest/webhook", json={"sender": sender_id, "message": text}, timeout=TIMEOUT
+            )
+        except requests.RequestException as error:
+            raise RasaUnavailable(f"{url} cannot be reached ({type(error).__name__})") from None
+        if not response.ok:
+            raise RasaUnavailable(f"{url} answered {response.status_code} to a message")
+        return response.json()

@@ -1,0 +1,168 @@
+"""Shared fixtures: the trained model, and the assistant's servers started
+exactly as `make run` starts them (scripts/serve.py), on free loopback ports."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "models" / "clinic.tar.gz"
+OUTPUT = ROOT / "test-output"
+STARTUP_TIMEOUT = 240
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Assistant:
+    """A running assistant: action server plus Rasa server(s)."""
+
+    def __init__(self, var_dir: Path, name: str, replicas: int = 1, env: Optional[Dict[str, str]] = None):
+        self.var_dir = var_dir
+        self.name = name
+        self.replicas = replicas
+        self.port = free_port()
+        # replicas take consecutive ports; make sure the next ones are free too
+        while replicas > 1 and not all(_is_free(self.port + i) for i in range(replicas)):
+            self.port = free_port()
+        self.action_port = free_port()
+        self.env = {**os.environ, **(env or {})}
+        self.env.setdefault("RASA_API_TOKEN", "test-token-" + name)
+        self.token = self.env["RASA_API_TOKEN"]
+        self.process: Optional[subprocess.Popen] = None
+        self.log_path = OUTPUT / "logs" / f"{name}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def replica_url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.port + index}"
+
+    def start(self) -> "Assistant":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "a")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, str(ROOT / "scripts" / "serve.py"),
+                "--port", str(self.port),
+                "--replicas", str(self.replicas),
+                "--action-port", str(self.action_port),
+                "--var-dir", str(self.var_dir),
+                "--model", str(MODEL),
+            ],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        for index in range(self.replicas):
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"assistant exited early, see {self.log_path}")
+                try:
+                    if requests.get(self.replica_url(index), timeout=2).ok:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"assistant did not start, see {self.log_path}")
+                time.sleep(0.5)
+        self.wait_for_actions(deadline)
+        return self
+
+    def wait_for_actions(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{self.action_port}/health", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.5)
+        raise RuntimeError(f"action server did not start, see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self.process = None
+
+    def say(self, sender: str, text: str, replica: int = 0, timeout: float = 30) -> List[dict]:
+        response = requests.post(
+            f"{self.replica_url(replica)}/webhooks/rest/webhook",
+            json={"sender": sender, "message": text},
+            timeout=timeout,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def tracker(self, sender: str, replica: int = 0) -> dict:
+        response = requests.get(
+            f"{self.replica_url(replica)}/conversations/{sender}/tracker",
+            params={"token": self.token},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def texts(messages: List[dict]) -> str:
+    """All bot texts of a reply, joined, for assertions."""
+    return "\n".join(message.get("text") or "" for message in messages)
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Path:
+    assert MODEL.exists(), "no trained model: run `make test`, which trains it first"
+    return MODEL
+
+
+@pytest.fixture(scope="session")
+def assistant(tmp_path_factory, trained_model) -> Assistant:
+    """One assistant for the whole session (tests use their own sender ids)."""
+    running = Assistant(tmp_path_factory.mktemp("var"), "assistant").start()
+    yield running
+    running.stop()
+
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Without these, Chromium keeps trying to reach Google's services, which this
+# machine's closed network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """The system Chromium (scripts/ensure_chromium.sh), driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

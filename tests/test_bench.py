@@ -1,0 +1,62 @@
+"""The benchmark's smoke run (`python -m bench --smoke`): every step, briefly, against the real servers; its report must have every cell of every table filled, and its chart must exist."""
+
+import json
+import os
+import subprocess
+import sys
+
+from bench.report import markdown_tables
+from conftest import OUTPUT, ROOT
+
+SIDE_BY_SIDE_FIGURES = [
+    "held-out accuracy", "macro F1", "out-of-scope precision", "out-of-scope recall", "red-flag recall",
+    "training from scratch", "start to first answer",
+    *(
+        f"{figure}, {level} at once"
+        for level in (1, 8, 32)
+        for figure in ("latency p50 / p95 / p99", "messages per second", "errors", "Rasa server CPU")
+    ),
+    "Rasa server memory", "action server memory",
+]
+TARGETS = 9
+
+
+def test_smoke_run_fills_every_column_and_draws_the_chart(trained_model):
+    out = OUTPUT / "bench-smoke"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=840,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+
+    report = (out / "latest.md").read_text()
+    assert "| figure | project | stock Rasa | project / stock |" in run.stdout  # the table is printed too
+    tables = markdown_tables(report)
+    side_by_side = next(t for t in tables if t[0][0] == "figure")
+    targets = next(t for t in tables if t[0][0] == "target")
+    for table in tables:
+        assert len(table) > 1, table
+        for row in table:
+            assert len(row) == len(table[0]), row
+            for cell in row:
+                assert cell and "nan" not in cell.split() and cell != "None", f"empty cell in {row}"
+    figures = [row[0] for row in side_by_side[1:]]
+    for figure in SIDE_BY_SIDE_FIGURES:
+        assert any(row.startswith(figure) for row in figures), f"no row for {figure}"
+    assert len(targets) == 1 + TARGETS
+    assert all(row[2] == "met" or row[2].startswith(("missed by", "not run")) for row in targets[1:])
+
+    results = json.loads((out / "latest.json").read_text())
+    for name in ("project", "stock"):
+        assistant = results[name]
+        assert [step["concurrency"] for step in assistant["load"]] == [1, 8, 32]
+        assert all(step["answered"] > 0 and step["rasa_cpu_cores"] > 0 for step in assistant["load"]), assistant["load"]
+        assert assistant["accuracy"]["total"] >= 150
+        assert min(assistant["memory"]["rasa"]) > 100 * 1024 * 1024
+        assert min(assistant["memory"]["actions"]) > 10 * 1024 * 1024
+        assert assistant["start_seconds"] > 0
+    assert results["training"]["stock_seconds"] > 0 and results["training"]["project_seconds"] > 0
+
+    chart = out / "latest.png"
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 20_000

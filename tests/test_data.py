@@ -1,0 +1,125 @@
+"""The training data and answers: complete, within limits, and kept apart
+from the held-out set."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clinic import DATA_DIR, PROJECT_ROOT
+from clinic.evaluation import HELD_OUT_FILE, load_examples
+from clinic.facts import clinic_facts, fill
+
+NLU_FILES = sorted((DATA_DIR / "nlu").glob("*.yml"))
+ISSUE_TOPICS = {
+    "what_is_sciatica", "sciatica_causes", "sciatica_symptoms", "traditional_treatments",
+    "what_is_dry_needling", "how_it_works", "pain_relief", "muscle_tension", "mobility",
+    "circulation_inflammation", "alternative_to_medication_surgery", "numbness_tingling",
+    "safety", "combining_treatments", "how_quickly", "neuromuscular_reeducation",
+    "dry_needling_vs_acupuncture", "soreness_after", "does_it_help", "how_many_sessions",
+    "research_sources", "practitioner",
+}
+NOT_COVERED_TOPICS = {"prices", "insurance", "hours", "location", "session_length", "other_conditions"}
+MAX_ANSWER_LENGTH = 600
+
+
+def _load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def _key(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
+
+
+@pytest.fixture(scope="module")
+def training_examples():
+    return [pair for path in NLU_FILES for pair in load_examples(path)]
+
+
+@pytest.fixture(scope="module")
+def responses():
+    found = {}
+    for path in NLU_FILES + [PROJECT_ROOT / "domain.yml"]:
+        found.update(_load(path).get("responses") or {})
+    return found
+
+
+def test_every_file_declares_the_format_version():
+    for path in NLU_FILES + sorted((DATA_DIR / "rules").glob("*.yml")):
+        assert _load(path).get("version") == "3.1", path
+
+
+def test_every_topic_of_the_documents_is_a_faq_with_enough_examples(training_examples):
+    counts = {}
+    for _, label in training_examples:
+        counts[label] = counts.get(label, 0) + 1
+    faq_topics = {label.split("/")[1] for label in counts if label.startswith("faq/")}
+    assert faq_topics >= ISSUE_TOPICS
+    assert {label.split("/")[1] for label in counts if label.startswith("not_covered/")} == NOT_COVERED_TOPICS
+    too_few = {label: n for label, n in counts.items() if n < 15}
+    assert too_few == {}
+
+
+def test_every_retrieval_intent_has_its_answer_next_to_its_examples():
+    for path in NLU_FILES:
+        content = _load(path)
+        intents = {item["intent"] for item in content.get("nlu") or [] if "/" in item.get("intent", "")}
+        answers = {key[len("utter_"):] for key in content.get("responses") or {}}
+        assert intents <= answers, path
+
+
+def test_answers_are_short_and_use_only_known_clinic_facts(responses):
+    for name, variations in responses.items():
+        for variation in variations:
+            text = variation["text"]
+            unknown = set(re.findall(r"{(\w+)}", text)) - set(clinic_facts())
+            assert not unknown, (name, unknown)
+            assert len(fill(text)) <= MAX_ANSWER_LENGTH, (name, len(fill(text)))
+
+
+def test_follow_up_buttons_are_few_and_lead_somewhere(responses, training_examples):
+    domain_intents = set(_load(PROJECT_ROOT / "domain.yml")["intents"])
+    examples = {_key(text) for text, _ in training_examples}
+    for name, variations in responses.items():
+        buttons = variations[0].get("buttons") or []
+        assert len(buttons) <= 3, name
+        for button in buttons:
+            payload = button["payload"]
+            if payload.startswith("/"):
+                assert payload[1:] in domain_intents, (name, payload)
+            else:
+                # a typed question, so it must not be a memorised example
+                assert _key(payload) not in examples, (name, payload)
+
+
+def test_no_example_is_repeated_across_intents(training_examples):
+    labels = {}
+    for text, label in training_examples:
+        labels.setdefault(_key(text), set()).add(label)
+    assert {text: found for text, found in labels.items() if len(found) > 1} == {}
+
+
+def test_held_out_set_is_large_and_never_trained_on(training_examples):
+    held_out = load_examples(HELD_OUT_FILE)
+    assert len(held_out) >= 150
+    trained = {_key(text) for text, _ in training_examples}
+    assert [text for text, _ in held_out if _key(text) in trained] == []
+
+
+def test_clinic_phone_is_written_in_one_file_only():
+    phone = clinic_facts()["clinic_phone"]
+    digits = re.sub(r"\D", "", phone)[-7:]
+    pattern = f"{digits[:3]}.?{digits[3:]}"
+    tracked = subprocess.run(
+        ["git", "grep", "-lE", pattern, "--", ":!tests", ":!bench"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
+    ).stdout.split()
+    untracked = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    ).stdout.split()
+    for path in untracked:
+        if not path.startswith(("tests/", "bench/")) and re.search(pattern, (PROJECT_ROOT / path).read_text(errors="ignore")):
+            tracked.append(path)
+    assert sorted(set(tracked)) == ["data/clinic.yml"]

@@ -1,0 +1,481 @@
+"""End to end over the SMS channel (/webhooks/sms/webhook): requests signed
+exactly as Twilio signs them, against the assistant started as `make run`
+starts it, as two Rasa servers sharing the database. Forged requests,
+answers, numbered options, STOP/START/HELP, retries, the rate limit, and no
+phone number in the logs."""
+
+import contextlib
+import os
+import random
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+import requests
+import sqlalchemy as sa
+import yaml
+from twilio.request_validator import RequestValidator
+
+from channels import sms, sms_text
+from channels.sms_text import plain_text
+from clinic import DATA_DIR
+from clinic.facts import clinic_facts, fill
+from conftest import ROOT, Assistant, free_port
+
+PATH = "/webhooks/sms/webhook"
+# The URL Twilio calls (behind a proxy), which is what it signs.
+PUBLIC_URL = "https://sms.clinic.test/webhooks/sms/webhook"
+TOKEN = secrets.token_hex(16)
+RATE_LIMIT = 8
+CLINIC_NUMBER = "+19178304440"
+NUMBERS_USED: List[str] = []
+
+
+def new_number() -> str:
+    """A fresh fictional number (555-01xx) for each test's texter."""
+    while True:
+        number = f"+1{random.randint(201, 989)}55501{random.randint(0, 99):02d}"
+        if number not in NUMBERS_USED:
+            NUMBERS_USED.append(number)
+            return number
+
+
+def new_sid() -> str:
+    return "SM" + uuid.uuid4().hex
+
+
+def twilio_form(number: str, body: str, sid: str) -> Dict[str, str]:
+    """The fields Twilio posts for an incoming SMS."""
+    return {
+        "ToCountry": "US", "ToState": "NY", "SmsMessageSid": sid, "NumMedia": "0",
+        "ToCity": "NEW YORK", "FromZip": "", "SmsSid": sid, "FromState": "NY",
+        "SmsStatus": "received", "FromCity": "NEW YORK", "Body": body, "FromCountry": "US",
+        "To": CLINIC_NUMBER, "MessagingServiceSid": "", "ToZip": "", "NumSegments": "1",
+        "MessageSid": sid, "AccountSid": "AC" + "0" * 32, "From": number, "ApiVersion": "2010-04-01",
+    }
+
+
+def answer(response_name: str, path: str) -> str:
+    responses = yaml.safe_load((DATA_DIR / "nlu" / path).read_text())["responses"]
+    return fill(responses[response_name][0]["text"])
+
+
+def buttons(response_name: str, path: str) -> List[dict]:
+    responses = yaml.safe_load((DATA_DIR / "nlu" / path).read_text())["responses"]
+    return responses[response_name][0]["buttons"]
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+class Texter:
+    """Sends texts to the channel the way Twilio does."""
+
+    def __init__(self, assistant: Assistant, number: Optional[str] = None):
+        self.assistant = assistant
+        self.number = number or new_number()
+
+    def post(self, form: Dict[str, str], signature: Optional[str], replica: int = 0) -> requests.Response:
+        headers = {"X-Twilio-Signature": signature} if signature is not None else {}
+        url = self.assistant.replica_url(replica) + PATH
+        return requests.post(url, data=form, headers=headers, timeout=30)
+
+    def send(self, body: str, sid: Optional[str] = None, replica: int = 0) -> requests.Response:
+        form = twilio_form(self.number, body, sid or new_sid())
+        signature = RequestValidator(TOKEN).compute_signature(PUBLIC_URL, form)
+        response = self.post(form, signature, replica)
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"].startswith("text/xml")
+        return response
+
+    def text(self, body: str, sid: Optional[str] = None, replica: int = 0) -> List[str]:
+        """The messages sent back, in order."""
+        return messages(self.send(body, sid, replica))
+
+    def user_turns(self) -> List[str]:
+        events = self.assistant.tracker(self.number)["events"]
+        return [e["text"] for e in events if e["event"] == "user"]
+
+
+def messages(response: requests.Response) -> List[str]:
+    root = ElementTree.fromstring(response.content)
+    assert root.tag == "Response"
+    assert all(child.tag == "Message" for child in root)
+    return [child.text or "" for child in root]
+
+
+def joined(parts: List[str]) -> str:
+    """The messages read in order, without their "(1/2) " labels."""
+    return flat(" ".join(re.sub(r"^\(\d+/\d+\) ", "", part) for part in parts))
+
+
+@pytest.fixture(scope="module")
+def sms_assistant(tmp_path_factory, trained_model) -> Assistant:
+    """The assistant with the SMS channel on, as two Rasa servers sharing
+    the database (Twilio may call either). Debug logging, so that every line
+    mentioning a conversation is written, and checked for numbers."""
+    running = Assistant(
+        tmp_path_factory.mktemp("sms-var"),
+        "sms",
+        replicas=2,
+        env={
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "SMS_WEBHOOK_URL": PUBLIC_URL,
+            "SMS_RATE_LIMIT": str(RATE_LIMIT),
+            "SMS_RATE_WINDOW": "600",
+            "LOG_LEVEL": "DEBUG",
+            "LOG_LEVEL_LIBRARIES": "INFO",
+        },
+    )
+    running.log_offset = running.log_path.stat().st_size if running.log_path.exists() else 0
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def database(assistant: Assistant) -> sa.engine.Engine:
+    url = assistant.env.get("DATABASE_URL") or f"sqlite:///{assistant.var_dir / 'clinic.db'}"
+    return sa.create_engine(url)
+
+
+# ---- answers ------------------------------------------------------------------------
+
+
+def test_a_signed_question_gets_its_answer_as_twiml(sms_assistant):
+    texter = Texter(sms_assistant)
+    parts = texter.text("what's dry needling?")
+    reply = joined(parts)
+    expected = plain_text(answer("utter_faq/what_is_dry_needling", "faq_what_is_dry_needling.yml"))
+    assert reply.startswith(flat(expected))
+    assert flat(clinic_facts()["disclaimer_sms"]) in reply
+    # buttons become numbered options
+    titles = [b["title"] for b in buttons("utter_faq/what_is_dry_needling", "faq_what_is_dry_needling.yml")]
+    assert flat("Reply with a number: " + " ".join(f"{n}) {t}" for n, t in enumerate(titles, 1))) in reply
+    for part in parts:
+        assert sms_text.units(part) <= sms_text.TARGET_MESSAGE_CHARS
+    # one conversation per number, on the SMS channel
+    events = sms_assistant.tracker(texter.number)["events"]
+    assert [e["input_channel"] for e in events if e["event"] == "user"] == ["sms"]
+
+
+def test_the_same_number_continues_one_conversation(sms_assistant):
+    texter = Texter(sms_assistant)
+    texter.text("what is sciatica")
+    second = joined(texter.text("is dry needling safe"))
+    # the disclaimer came with the first answer only
+    assert second.startswith(flat(plain_text(answer("utter_faq/safety", "faq_safety.yml"))))
+    assert flat(clinic_facts()["disclaimer_sms"]) not in second
+    assert texter.user_turns() == ["what is sciatica", "is dry needling safe"]
+
+
+def test_booking_by_text_gives_the_details_without_buttons(sms_assistant):
+    reply = joined(Texter(sms_assistant).text("how do I book an appointment?"))
+    assert flat(clinic_facts()["booking_details"]) in reply
+    assert "Reply with a number" not in reply
+
+
+def test_a_number_picks_that_option(sms_assistant):
+    texter = Texter(sms_assistant)
+    texter.text("what is dry needling")
+    first = buttons("utter_faq/what_is_dry_needling", "faq_what_is_dry_needling.yml")[0]
+    reply = joined(texter.text("1", replica=1))  # the other server
+    assert texter.user_turns()[-1] == first["payload"]
+    # the same answer a web visitor gets for that question
+    web = sms_assistant.say("web-" + uuid.uuid4().hex[:8], first["payload"])
+    assert reply.startswith(flat(plain_text(web[0]["text"])))
+    # a number that is not an option is just text
+    texter.text("9")
+    assert texter.user_turns()[-1] == "9"
+
+
+def test_help_gets_a_short_description_and_the_clinic_number(sms_assistant):
+    texter = Texter(sms_assistant)
+    for word in ("HELP", "info"):
+        reply = texter.text(word)
+        assert reply == [fill(sms.HELP_TEXT)]
+        assert clinic_facts()["clinic_phone"] in reply[0] and sms_text.segments(reply[0]) <= 2
+    assert texter.user_turns() == []
+
+
+def test_stop_silences_the_number_until_start(sms_assistant):
+    texter = Texter(sms_assistant)
+    assert texter.text("Stop") == [fill(sms.STOP_TEXT)]
+    assert texter.text("what is dry needling?", replica=1) == []  # on every server
+    with database(sms_assistant).connect() as connection:
+        stored = connection.execute(sa.text("SELECT sender_id FROM sms_opt_outs")).scalars().all()
+    assert texter.number in stored
+    assert texter.text("what is dry needling?") == []
+    assert texter.text("hello?") == []
+    assert texter.user_turns() == []
+    # HELP is still answered, and START resumes
+    assert texter.text("help") == [fill(sms.HELP_TEXT)]
+    assert texter.text("START") == [fill(sms.START_TEXT)]
+    reply = joined(texter.text("what is sciatica"))
+    assert reply.startswith(flat(plain_text(answer("utter_faq/what_is_sciatica", "faq_what_is_sciatica.yml"))))
+    assert texter.user_turns() == ["what is sciatica"]
+
+
+@pytest.mark.parametrize("word", ["UNSUBSCRIBE", "cancel", "End", "quit."])
+def test_every_opt_out_word_works(sms_assistant, word):
+    texter = Texter(sms_assistant)
+    assert texter.text(word) == [fill(sms.STOP_TEXT)]
+    assert texter.text("is dry needling safe") == []
+    assert texter.text("unstop") == [fill(sms.START_TEXT)]
+
+
+def test_a_picture_without_text_is_told_to_use_text(sms_assistant):
+    assert Texter(sms_assistant).text("") == [fill(sms.NOT_TEXT_TEXT)]
+
+
+def test_an_over_long_text_is_cut_with_a_note(sms_assistant):
+    texter = Texter(sms_assistant)
+    body = "is dry needling safe for me? " * 70
+    assert len(body) > 1600
+    reply = joined(texter.text(body))
+    assert reply.endswith(flat(sms.TOO_LONG_NOTE))
+    [turn] = texter.user_turns()
+    assert len(turn) <= 1600 and body.startswith(turn)
+
+
+# ---- retries --------------------------------------------------------------------------
+
+
+def test_a_retried_message_sid_is_answered_from_the_cache(sms_assistant):
+    texter = Texter(sms_assistant)
+    sid = new_sid()
+    first = texter.send("how many sessions will I need?", sid)
+    again = texter.send("how many sessions will I need?", sid, replica=1)  # the other server
+    assert messages(first) and again.content == first.content
+    assert texter.user_turns() == ["how many sessions will I need?"]
+
+
+def test_a_retry_arriving_during_the_first_answer_gets_the_same_reply(sms_assistant):
+    texter = Texter(sms_assistant)
+    sid = new_sid()
+    replies: Dict[int, bytes] = {}
+
+    def send(index: int) -> None:
+        replies[index] = texter.send("does dry needling hurt?", sid, replica=index % 2).content
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(replies) == 3 and len(set(replies.values())) == 1
+    assert ElementTree.fromstring(replies[0]).findall("Message")
+    assert texter.user_turns() == ["does dry needling hurt?"]
+
+
+# ---- abuse -------------------------------------------------------------------------------
+
+
+def test_the_rate_limit_answers_politely_once_then_stays_quiet(sms_assistant):
+    texter = Texter(sms_assistant)
+    questions = ["hi", "what is sciatica", "is it safe", "thanks", "how many sessions", "ok", "does it hurt", "bye"]
+    assert len(questions) == RATE_LIMIT
+    # the limit holds across both servers
+    for index, question in enumerate(questions):
+        assert texter.text(question, replica=index % 2)
+    assert texter.text("what is dry needling") == [fill(sms.RATE_LIMIT_TEXT)]
+    assert texter.text("hello?", replica=1) == []
+    assert texter.text("HELP") == []
+    assert texter.user_turns() == questions
+    # another number is not affected
+    assert Texter(sms_assistant).text("what is sciatica")
+
+
+def forged_requests(texter: Texter):
+    form = twilio_form(texter.number, "what is dry needling?", new_sid())
+    right = RequestValidator(TOKEN).compute_signature(PUBLIC_URL, form)
+    tampered = {**form, "Body": "text this to everyone"}
+    return {
+        "unsigned": (form, None),
+        "empty signature": (form, ""),
+        "wrong token": (form, RequestValidator("not-the-token").compute_signature(PUBLIC_URL, form)),
+        "another URL": (form, RequestValidator(TOKEN).compute_signature("https://evil.test" + PATH, form)),
+        "the local URL": (form, RequestValidator(TOKEN).compute_signature(texter.assistant.url + PATH, form)),
+        "tampered body": (tampered, right),
+        "another sender": ({**form, "From": new_number()}, right),
+        "garbage": (form, "not a signature"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["unsigned", "empty signature", "wrong token", "another URL", "the local URL", "tampered body", "another sender", "garbage"],
+)
+def test_forged_requests_get_403_and_are_never_processed(sms_assistant, case):
+    texter = Texter(sms_assistant)
+    form, signature = forged_requests(texter)[case]
+    response = texter.post(form, signature)
+    assert response.status_code == 403
+    assert "Signature" in response.json()["message"]
+    texter.number = form["From"]
+    assert texter.user_turns() == []
+
+
+def signed(form: Dict[str, str]) -> Dict[str, str]:
+    return {"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(PUBLIC_URL, form)}
+
+
+@pytest.mark.parametrize(
+    "drop,change,status",
+    [
+        ("From", {}, 400),
+        ("Body", {}, 400),
+        ("MessageSid", {"SmsMessageSid": ""}, 400),
+        (None, {"MessageSid": "SM123", "SmsMessageSid": "SM123"}, 400),
+        (None, {"From": ""}, 400),
+        (None, {"From": "+1" + "5" * 200}, 400),
+        (None, {"From": "+1555\n0100"}, 400),
+    ],
+)
+def test_bad_form_input_gets_a_clear_4xx(sms_assistant, drop, change, status):
+    form = {**twilio_form(new_number(), "hello", new_sid()), **change}
+    form.pop(drop, None)
+    response = requests.post(sms_assistant.url + PATH, data=form, headers=signed(form), timeout=30)
+    assert response.status_code == status
+    assert response.json()["message"]
+
+
+def test_a_body_that_is_not_twilios_form_gets_a_clear_4xx(sms_assistant):
+    url = sms_assistant.url + PATH
+    as_json = requests.post(url, json={"From": "+15550100", "Body": "hi"}, headers=signed({}), timeout=30)
+    assert as_json.status_code == 415
+    not_utf8 = requests.post(
+        url, data=b"Body=%FF%FE&From=x", headers={**signed({}), "Content-Type": "application/x-www-form-urlencoded"},
+        timeout=30,
+    )
+    assert not_utf8.status_code == 400
+    huge = requests.post(url, data={"Body": "x" * 100_000}, headers=signed({}), timeout=30)
+    assert huge.status_code == 413
+
+
+def test_replies_come_well_within_twilios_15_seconds(sms_assistant):
+    questions = [
+        "what is dry needling", "is dry needling safe", "how many sessions will I need",
+        "does it hurt afterwards", "what is a trigger point", "how do I book",
+        "what causes sciatica", "can it help numbness", "who does the treatment",
+        "how is it different from acupuncture", "how fast does it work",
+    ]
+    seconds = []
+    for question in questions:
+        started = time.monotonic()
+        assert Texter(sms_assistant).text(question)
+        seconds.append(time.monotonic() - started)
+    print(f"SMS webhook response time: median {statistics.median(seconds):.3f} s, max {max(seconds):.3f} s")
+    assert max(seconds) < 15
+
+
+# ---- without a token ---------------------------------------------------------------------
+
+
+def test_settings_refuse_to_run_unsigned_unless_told_to():
+    assert "TWILIO_AUTH_TOKEN" in sms.SmsSettings.from_env({}).problem
+    assert "SMS_WEBHOOK_URL" in sms.SmsSettings.from_env({"TWILIO_AUTH_TOKEN": "t"}).problem
+    development = sms.SmsSettings.from_env({"SMS_ALLOW_UNSIGNED": "true"})
+    assert development.problem is None and development.allow_unsigned
+    # a token always wins over the development flag
+    signed_too = sms.SmsSettings.from_env(
+        {"TWILIO_AUTH_TOKEN": "t", "SMS_WEBHOOK_URL": PUBLIC_URL, "SMS_ALLOW_UNSIGNED": "true"}
+    )
+    assert signed_too.problem is None and not signed_too.allow_unsigned
+    assert (signed_too.rate_limit, signed_too.rate_window) == (20, 600)
+    for bad in ({"SMS_RATE_LIMIT": "lots"}, {"SMS_RATE_LIMIT": "0"}, {"SMS_RATE_WINDOW": "-5"}):
+        env = {"TWILIO_AUTH_TOKEN": "t", "SMS_WEBHOOK_URL": PUBLIC_URL, **bad}
+        assert list(bad)[0] in sms.SmsSettings.from_env(env).problem
+
+
+# The channel alone on a Sanic server, in its own process, replying with an
+# echo instead of the assistant.
+CHANNEL_ALONE = """
+import sys
+from sanic import Sanic
+from channels.sms import SmsInput
+
+async def echo(message):
+    await message.output_channel.send_text_message(message.sender_id, "You said: " + message.text)
+
+app = Sanic("sms_alone")
+app.blueprint(SmsInput.from_credentials(None).blueprint(echo), url_prefix="/webhooks/sms")
+app.run(host="127.0.0.1", port=int(sys.argv[1]), access_log=False)
+"""
+
+
+@contextlib.contextmanager
+def channel_alone(tmp_path: Path, **env: str):
+    """Yields (base URL, log path) of the channel started with this environment."""
+    port = free_port()
+    log_path = tmp_path / "channel.log"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SMS_"))}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", CHANNEL_ALONE, str(port)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**clean, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path / 'clinic.db'}", **env},
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                requests.get(url + "/webhooks/sms/", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.3)
+        yield url, log_path
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_without_a_token_the_channel_refuses_and_says_so(tmp_path):
+    with channel_alone(tmp_path) as (url, log_path):
+        response = requests.post(url + PATH, data=twilio_form(new_number(), "hello", new_sid()), timeout=30)
+        assert response.status_code == 503
+        assert "TWILIO_AUTH_TOKEN" in response.json()["message"]
+        assert requests.get(url + "/webhooks/sms/", timeout=30).status_code == 503
+    assert "SMS channel OFF" in log_path.read_text()
+
+
+def test_the_development_flag_runs_it_unsigned_with_a_warning(tmp_path):
+    with channel_alone(tmp_path, SMS_ALLOW_UNSIGNED="true") as (url, log_path):
+        form = twilio_form(new_number(), "hello & <goodbye>", new_sid())
+        response = requests.post(url + PATH, data=form, timeout=30)
+        assert response.status_code == 200
+    assert [m.text for m in ElementTree.fromstring(response.content)] == ["You said: hello & <goodbye>"]
+    assert b"hello &amp; &lt;goodbye&gt;" in response.content
+    assert "accepts UNSIGNED requests" in log_path.read_text()
+
+
+# ---- privacy (last: it reads everything the tests above logged) ---------------------
+
+
+def test_no_phone_number_in_the_logs(sms_assistant):
+    texter = Texter(sms_assistant)
+    texter.text(f"my number is {texter.number}, what is sciatica")
+    texter.user_turns()  # the number is in the API's URL too
+    time.sleep(1)  # let the servers flush their logs
+    with open(sms_assistant.log_path, encoding="utf-8", errors="replace") as log:
+        log.seek(sms_assistant.log_offset)
+        written = log.read()
+    assert "[phone **" in written  # numbers did reach the logs, masked
+    # separators removed, so no format of a number can hide
+    digits = re.sub(r"[\s().+\-/%]", "", written)
+    for number in NUMBERS_USED:
+        assert number[2:] not in digits, f"a test number is in {sms_assistant.log_path}"
