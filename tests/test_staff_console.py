@@ -30,9 +30,17 @@ from conftest import MODEL, OUTPUT, ROOT, Assistant, free_port, texts
 
 USER = "reception"
 PASSWORD = secrets.token_urlsafe(18)
-# Never taught, so the assistant cannot answer it confidently; it means the
-# "twitch response" that the muscle-tension answer explains.
-QUESTION = "whats with the jumpy thing my leg does when you poke it"
+# Never taught, and worded far from every example, so the assistant is
+# unlikely to answer them confidently; each means the "twitch response" that the
+# muscle-tension answer explains. The test uses the first one the live model
+# does not understand.
+QUESTIONS = [
+    "whats with the jumpy thing my leg does when you poke it",
+    "that little kick my thigh gave at my last visit, what was it",
+    "my bum muscle jolted by itself halfway through, should i worry",
+    "why did the back of my leg flinch on its own earlier",
+    "explain the involuntary jerk thing",
+]
 TARGET = "faq/muscle_tension"
 TARGET_FILE = "faq_muscle_tension.yml"
 # A full `rasa train` and the gate take 5-8 minutes on two shared cores.
@@ -294,9 +302,13 @@ def test_repeated_wrong_passwords_lock_the_account(console):
 
 @pytest.mark.timeout(JOB_TIMEOUT + 600)
 def test_staff_teach_an_unanswered_question_retrain_and_publish_in_the_browser(browser, console, staff_assistant, project):
-    visitor = "test-" + uuid.uuid4().hex[:12]
-    first = staff_assistant.say(visitor, QUESTION)
-    assert first[0]["text"] == fallback_text(project), "premise: the question is not answered yet"
+    visitor, question = None, None
+    for candidate in QUESTIONS:
+        visitor = "test-" + uuid.uuid4().hex[:12]
+        if staff_assistant.say(visitor, candidate)[0]["text"] == fallback_text(project):
+            question = candidate
+            break
+    assert question, "premise: one of QUESTIONS is not understood by the live model yet"
     before_model = live_model_id(staff_assistant)
 
     context = browser.new_context()
@@ -310,7 +322,7 @@ def test_staff_teach_an_unanswered_question_retrain_and_publish_in_the_browser(b
         page.click("button:has-text('Sign in')")
         page.wait_for_url("**/inbox")
 
-        row = page.locator("tr.inbox-item", has_text=QUESTION)
+        row = page.locator("tr.inbox-item", has_text=question)
         assert row.count() == 1
         assert "not understood" in row.inner_text() and "rest" in row.inner_text()
         row.locator("a.question").click()
@@ -321,7 +333,7 @@ def test_staff_teach_an_unanswered_question_retrain_and_publish_in_the_browser(b
         page.click("a[href^='/conversation']")
         page.wait_for_url("**/conversation**")
         conversation = page.inner_text(".conversation")
-        assert QUESTION in conversation and fallback_text(project) in conversation
+        assert question in conversation and fallback_text(project) in conversation
         page.go_back()
         page.wait_for_url("**/inbox/item**")
 
@@ -336,9 +348,9 @@ def test_staff_teach_an_unanswered_question_retrain_and_publish_in_the_browser(b
         page.click("button:has-text('Teach it this answer')")
         page.wait_for_url("**/inbox")
         assert "Taught" in page.inner_text(".flash")
-        assert page.locator("tr.inbox-item", has_text=QUESTION).count() == 0
+        assert page.locator("tr.inbox-item", has_text=question).count() == 0
         examples = yaml.safe_load((project / "data" / "nlu" / TARGET_FILE).read_text())["nlu"][0]["examples"]
-        assert f"- {QUESTION}\n" in examples
+        assert f"- {question}\n" in examples
 
         # retrain: progress, log, then every check of the gate
         page.click("nav >> text=Retrain & publish")
@@ -370,12 +382,12 @@ def test_staff_teach_an_unanswered_question_retrain_and_publish_in_the_browser(b
         context.close()
 
     # the visitor's next question gets the answer, in the same conversation
-    reply = staff_assistant.say(visitor, QUESTION)
+    reply = staff_assistant.say(visitor, question)
     live = time.monotonic()
     assert reply[0]["text"] == answer_text(project, TARGET)
     assert live_model_id(staff_assistant) != before_model
     user_turns = [e["text"] for e in staff_assistant.tracker(visitor)["events"] if e["event"] == "user"]
-    assert user_turns == [QUESTION, QUESTION]
+    assert user_turns == [question, question]
     # the booking details (a custom action) still come through
     booking = texts(staff_assistant.say("test-" + uuid.uuid4().hex[:12], "how do I book an appointment?"))
     assert fill("{booking_url}") in booking
