@@ -13,10 +13,18 @@ SMS: channels without status codes, which get the same text as a message):
 - When it failed outright (database or lock store down, or the conversation
   could not be read or saved, which Rasa itself would hide), `run_turn`
   raises AssistantUnavailable: a 503 with the same text, never a stack trace.
+
+At most MAX_TURNS_IN_PROGRESS turns run at once in a server; more messages
+wait for a free place before their turn starts. Rasa parses every message on
+the event loop (about 0.1 s of CPU each), so with dozens of turns in flight a
+turn whose action server had long answered was not resumed for seconds, the
+action call timed out and the medical disclaimer was lost.
 """
 
 import asyncio
 import logging
+import os
+import weakref
 from typing import Any, Awaitable, Callable, Dict, Text
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
@@ -28,8 +36,16 @@ from clinic.tracker_store import report_failures_to, stop_reporting
 
 logger = logging.getLogger(__name__)
 
-# The visitor hears back within 5 s; this leaves time for the reply to travel.
+# The visitor hears back within 5 s of the turn starting; this leaves time
+# for the reply to travel.
 TURN_BUDGET_SECONDS = 4.5
+# Few enough that a waiting action call is resumed within a fraction of a
+# second, enough to overlap the turns' database and action-server calls.
+MAX_TURNS_IN_PROGRESS = int(os.environ.get("MAX_TURNS_IN_PROGRESS") or 4)
+# A message that cannot start within this (a server far beyond its capacity)
+# gets the apology instead of a timeout.
+START_WAIT_SECONDS = 25.0
+_places: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
 
 # Rasa imports the channels (credentials.yml) before it serves anything, so
 # every Rasa server that uses this guard calls the action server with a
@@ -72,11 +88,45 @@ class _CountingOutput(OutputChannel):
         await self.inner.send_text_message(recipient_id, text, **kwargs)
 
 
+def _turn_places() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    if loop not in _places:
+        _places[loop] = asyncio.Semaphore(MAX_TURNS_IN_PROGRESS)
+    return _places[loop]
+
+
+async def _take_place(places: asyncio.Semaphore) -> bool:
+    """Waits for a free place; False when none came free in time. (Not
+    asyncio.wait_for: on Python 3.10 it can drop an acquired place when its
+    timeout fires at the same moment.)"""
+    acquiring = asyncio.ensure_future(places.acquire())
+    try:
+        await asyncio.wait({acquiring}, timeout=START_WAIT_SECONDS)
+    except BaseException:  # the visitor went away while waiting
+        _give_up(acquiring, places)
+        raise
+    if acquiring.done() and not acquiring.cancelled():
+        return True
+    _give_up(acquiring, places)
+    return False
+
+
+def _give_up(acquiring: "asyncio.Future", places: asyncio.Semaphore) -> None:
+    if not acquiring.done():
+        acquiring.cancel()  # Semaphore.acquire passes a place it was just given on
+    elif not acquiring.cancelled():
+        places.release()
+
+
 async def run_turn(on_new_message: Handler, message: UserMessage) -> None:
     """Runs the turn; the visitor's output channel has at least one reply afterwards.
 
     Raises AssistantUnavailable when the turn could not run at all.
     """
+    places = _turn_places()
+    if not await _take_place(places):
+        logger.error("a turn could not start within %.0f s: the server is overloaded", START_WAIT_SECONDS)
+        raise AssistantUnavailable()
     output = message.output_channel
     counting = _CountingOutput(output)
     message.output_channel = counting
@@ -88,8 +138,13 @@ async def run_turn(on_new_message: Handler, message: UserMessage) -> None:
         # Shielded: a visitor who gives up (or a missed budget) must not
         # cancel a turn halfway, between the lock and saving the conversation.
         turn = asyncio.ensure_future(on_new_message(message))
+    except BaseException:
+        places.release()
+        raise
     finally:
         stop_reporting(reporting)
+    # the place is free again when the turn ends, also when it outlives the budget
+    turn.add_done_callback(lambda _: places.release())
     turn.add_done_callback(_log_failure)
     try:
         await asyncio.wait_for(asyncio.shield(turn), TURN_BUDGET_SECONDS)

@@ -1,0 +1,87 @@
+"""How many turns a server runs at once (channels/turn_guard.py).
+
+The handler here stands in for Rasa's: it holds the event loop for a moment
+(as Rasa's NLU does) and awaits an "action server" call (as Rasa's custom
+actions do), so the test can count the turns in progress and see that every
+waiting call is resumed quickly. End to end, the benchmark's 32 visitors at
+once (`make bench`) exercise the same path with the real assistant.
+"""
+
+import asyncio
+import time
+
+import pytest
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+from channels import turn_guard
+
+VISITORS = 4 * turn_guard.MAX_TURNS_IN_PROGRESS
+
+
+class Handler:
+    def __init__(self, action_seconds: float = 0.05, parse_seconds: float = 0.03):
+        self.action_seconds = action_seconds
+        self.parse_seconds = parse_seconds
+        self.in_progress = 0
+        self.most_in_progress = 0
+        self.slowest_resume = 0.0
+
+    async def __call__(self, message: UserMessage) -> None:
+        self.in_progress += 1
+        self.most_in_progress = max(self.most_in_progress, self.in_progress)
+        try:
+            time.sleep(self.parse_seconds)  # NLU: CPU on the event loop
+            asked = time.monotonic()
+            await asyncio.sleep(self.action_seconds)  # the action server answers
+            self.slowest_resume = max(self.slowest_resume, time.monotonic() - asked - self.action_seconds)
+            await message.output_channel.send_text_message(message.sender_id, f"answer to {message.text}")
+        finally:
+            self.in_progress -= 1
+
+
+async def visit(handler: Handler, number: int) -> CollectingOutputChannel:
+    output = CollectingOutputChannel()
+    await turn_guard.run_turn(handler, UserMessage(f"question {number}", output, f"visitor-{number}"))
+    return output
+
+
+async def test_no_more_turns_run_at_once_than_the_limit_and_every_visitor_is_answered():
+    handler = Handler()
+    outputs = await asyncio.gather(*(visit(handler, number) for number in range(VISITORS)))
+    assert handler.most_in_progress == turn_guard.MAX_TURNS_IN_PROGRESS
+    assert [o.messages[0]["text"] for o in outputs] == [f"answer to question {n}" for n in range(VISITORS)]
+    # a waiting action call is resumed after at most the other running turns' parsing,
+    # not after every queued visitor's (which would be VISITORS * 0.03 s = 0.48 s)
+    assert handler.slowest_resume < (turn_guard.MAX_TURNS_IN_PROGRESS + 1) * handler.parse_seconds
+
+
+async def test_a_turn_that_outlives_the_budget_keeps_its_place_until_it_ends(monkeypatch):
+    monkeypatch.setattr(turn_guard, "TURN_BUDGET_SECONDS", 0.1)
+    slow = Handler(action_seconds=0.6, parse_seconds=0)
+    outputs = await asyncio.gather(*(visit(slow, n) for n in range(turn_guard.MAX_TURNS_IN_PROGRESS)))
+    # past the budget, each visitor got the apology while the turns go on
+    assert all(o.messages[0]["text"] == turn_guard.apology() for o in outputs)
+    assert slow.in_progress == turn_guard.MAX_TURNS_IN_PROGRESS
+    # the next visitor starts only when one of them has ended
+    quick = Handler(action_seconds=0, parse_seconds=0)
+    started = time.monotonic()
+    await visit(quick, 99)
+    assert time.monotonic() - started >= 0.3
+    await asyncio.sleep(0.7)
+    assert slow.in_progress == 0
+
+
+async def test_a_visitor_who_leaves_while_waiting_gives_no_place_away():
+    handler = Handler(action_seconds=0.3, parse_seconds=0)
+    running = [asyncio.ensure_future(visit(handler, n)) for n in range(turn_guard.MAX_TURNS_IN_PROGRESS)]
+    await asyncio.sleep(0.05)
+    waiting = asyncio.ensure_future(visit(handler, 50))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.gather(*running)
+    # every place is free again: a full round runs at once
+    await asyncio.gather(*(visit(handler, n) for n in range(turn_guard.MAX_TURNS_IN_PROGRESS)))
+    assert handler.most_in_progress == turn_guard.MAX_TURNS_IN_PROGRESS
+    assert turn_guard._turn_places()._value == turn_guard.MAX_TURNS_IN_PROGRESS
