@@ -41,7 +41,14 @@ logger = logging.getLogger(__name__)
 TURN_BUDGET_SECONDS = 4.5
 # Few enough that a waiting action call is resumed within a fraction of a
 # second, enough to overlap the turns' database and action-server calls.
-MAX_TURNS_IN_PROGRESS = int(os.environ.get("MAX_TURNS_IN_PROGRESS") or 4)
+def _max_turns_in_progress() -> int:
+    value = os.environ.get("MAX_TURNS_IN_PROGRESS") or "4"
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"MAX_TURNS_IN_PROGRESS must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
+MAX_TURNS_IN_PROGRESS = _max_turns_in_progress()
 # A message that cannot start within this (a server far beyond its capacity)
 # gets the apology instead of a timeout.
 START_WAIT_SECONDS = 25.0
