@@ -103,11 +103,14 @@ def side_by_side(results: dict) -> List[str]:
         ("red_flag_recall", "red-flag recall", pct),
     ]:
         rows.append([label, fmt(project["accuracy"][key]), fmt(stock["accuracy"][key]), ratio(project["accuracy"][key], stock["accuracy"][key])])
-    when = "cached from " + training["trained_at"] if training["reused"] else "this run"
+    def when(assistant: str) -> str:
+        return f"kept from {training[assistant + '_trained_at']}" if training[assistant + "_reused"] else "this run"
+
     rows.append([
-        f"training from scratch ({training['epochs']}, {when})",
-        f"{seconds(training['project_total_seconds'])}: spaCy pipeline {training['project_spacy_seconds']:.0f} s + rasa train {training['project_seconds']:.0f} s",
-        seconds(training["stock_seconds"]),
+        f"training from scratch ({training['epochs']})",
+        f"{seconds(training['project_total_seconds'])}: spaCy pipeline {training['project_spacy_seconds']:.0f} s "
+        f"+ rasa train {training['project_seconds']:.0f} s ({when('project')})",
+        f"{seconds(training['stock_seconds'])} ({when('stock')})",
         ratio(training["project_total_seconds"], training["stock_seconds"]),
     ])
     rows.append(["start to first answer", seconds(project["start_seconds"]), seconds(stock["start_seconds"]), ratio(project["start_seconds"], stock["start_seconds"])])

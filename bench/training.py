@@ -9,10 +9,10 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import yaml
 
@@ -21,15 +21,19 @@ from bench.progress import say
 from bench.stock import with_epochs, write_stock_project
 
 BIN = Path(sys.executable).parent
-# Trained stock models and both training times, by what they were trained
-# from: stock Rasa's default training alone takes longer on two cores than the
-# rest of the benchmark, so a rerun on unchanged inputs reuses them.
+# Trained stock models and training times, by what they were trained from:
+# stock Rasa's default training alone takes longer on two cores than the rest
+# of the benchmark, so a rerun reuses each assistant's training while its
+# inputs are unchanged. Stock Rasa reads only the data and its own config,
+# so changing the project's config or components retrains the project alone.
 CACHE = ROOT / "build" / "bench"
-# Everything a training run reads, for both configurations.
-INPUTS = [
-    "data", "domain.yml", "config.yml", "components", "clinic/red_flags.py",
-    "clinic/muscles.py", "scripts/build_spacy_pipeline.py", "bench/stock.py", "bench/training.py",
-]
+SHARED_INPUTS = ["data", "domain.yml", "bench/training.py"]
+INPUTS = {
+    "stock": SHARED_INPUTS + ["bench/stock.py"],
+    "project": SHARED_INPUTS + [
+        "config.yml", "components", "clinic/red_flags.py", "clinic/muscles.py", "scripts/build_spacy_pipeline.py",
+    ],
+}
 TRAIN_TIMEOUT_SECONDS = 3600
 PROGRESS_EVERY_SECONDS = 30
 
@@ -41,26 +45,60 @@ class Training:
     project_seconds: float  # `rasa train` with the project's config
     project_spacy_seconds: float  # building its spaCy pipeline first, as `make train` does
     epochs: str  # "epochs as configured", or the smoke run's shortcut
-    trained_at: str
-    reused: bool = False
+    stock_trained_at: str
+    project_trained_at: str
+    stock_reused: bool = False
+    project_reused: bool = False
 
     @property
     def project_total_seconds(self) -> float:
         return self.project_seconds + self.project_spacy_seconds
 
 
-def inputs_key(epochs: int) -> str:
+def inputs_key(assistant: str, epochs: int) -> str:
     digest = hashlib.sha256()
     import rasa
 
     digest.update(f"rasa {rasa.__version__} epochs {epochs}".encode())
-    for name in INPUTS:
+    for name in INPUTS[assistant]:
         path = ROOT / name
         files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if path.is_dir() else [path]
         for file in files:
             digest.update(str(file.relative_to(ROOT)).encode())
             digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Kept:
+    """One assistant's kept training under CACHE/<assistant>/<inputs key>/:
+    its times (training.json) and, for stock Rasa, its model."""
+
+    def __init__(self, cache: Optional[Path], assistant: str, epochs: int):
+        self.folder = cache / assistant / inputs_key(assistant, epochs) if cache else None
+
+    def load(self, model: Optional[str] = None) -> Optional[dict]:
+        if not self.folder or not (self.folder / "training.json").exists():
+            return None
+        if model and not (self.folder / model).exists():
+            return None
+        return json.loads((self.folder / "training.json").read_text())
+
+    def keep(self, times: dict, model: Optional[Path] = None) -> Optional[Path]:
+        """Keeps `times` (and a copy of `model`) in place of older inputs' training; the kept model's path."""
+        if not self.folder:
+            return None
+        if self.folder.parent.exists():
+            for old in self.folder.parent.iterdir():
+                shutil.rmtree(old, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        if model:
+            shutil.copy2(model, self.folder / model.name)
+        (self.folder / "training.json").write_text(json.dumps(times, indent=2))
+        return self.folder / model.name if model else None
 
 
 def _env(cache_dir: Path) -> Dict[str, str]:
@@ -136,27 +174,27 @@ def train_both(
     """Stock Rasa's default and the project's configuration, each trained from
     scratch on data/ and domain.yml, one after the other (`parallel`: at the
     same time); `epochs` > 0 limits every trained part (the smoke run's
-    shortcut). Reuses an earlier run's models and times when nothing they
-    were trained from changed, unless `retrain`."""
-    key = inputs_key(epochs)
-    kept = cache / key if cache else None
-    if kept and not retrain and (kept / "training.json").exists() and (kept / "stock.tar.gz").exists():
-        training = Training(**json.loads((kept / "training.json").read_text()))
-        training.stock_model = str(kept / "stock.tar.gz")
-        training.reused = True
-        say(f"Training: inputs unchanged since {training.trained_at}, reusing that run's stock model and times (--retrain to train again)")
-        return training
-
+    shortcut). Reuses an earlier run's training of either when nothing it was
+    trained from changed, unless `retrain`."""
     epochs_note = f"{epochs} epoch per trained part" if epochs else "epochs as configured"
-    stock_files = write_stock_project(workdir / "stock", epochs)
+    kept_stock, kept_project = Kept(cache, "stock", epochs), Kept(cache, "project", epochs)
+    stock_times = None if retrain else kept_stock.load("stock.tar.gz")
+    project_times = None if retrain else kept_project.load()
+    for name, times in (("stock Rasa", stock_times), ("the project", project_times)):
+        if times:
+            say(f"Training {name}: inputs unchanged since {times['trained_at']}, reusing that run's times (--retrain to train again)")
 
-    def train_stock() -> float:
-        return _rasa_train(
+    def train_stock() -> dict:
+        stock_files = write_stock_project(workdir / "stock", epochs)
+        seconds = _rasa_train(
             stock_files["config"], workdir / "stock" / "models", "stock",
             f"Training stock Rasa ({epochs_note})", logs / "train-stock.log", workdir / "stock-cache",
         )
+        times = {"seconds": seconds, "trained_at": _now()}
+        model = workdir / "stock" / "models" / "stock.tar.gz"
+        return {**times, "model": str(kept_stock.keep(times, model) or model)}
 
-    def train_project() -> Tuple[float, float]:
+    def train_project() -> dict:
         spacy_pipeline = workdir / "project" / "spacy" / "clinic_en"
         spacy_seconds = _timed(
             [sys.executable, str(ROOT / "scripts" / "build_spacy_pipeline.py"), str(spacy_pipeline)],
@@ -164,35 +202,31 @@ def train_both(
         )
         config_path = workdir / "project" / "config.yml"
         config_path.write_text(yaml.safe_dump(project_config(spacy_pipeline, epochs), sort_keys=False))
-        project_seconds = _rasa_train(
+        seconds = _rasa_train(
             config_path, workdir / "project" / "models", "project",
             f"Training the project ({epochs_note})", logs / "train-project.log", workdir / "project-cache",
         )
-        return spacy_seconds, project_seconds
+        times = {"seconds": seconds, "spacy_seconds": spacy_seconds, "trained_at": _now()}
+        kept_project.keep(times)
+        return times
 
-    if parallel:
+    jobs = [job for job, times in ((train_stock, stock_times), (train_project, project_times)) if not times]
+    if parallel and len(jobs) == 2:
         # both at once: quicker, but each slows the other, so the times mean little
         with ThreadPoolExecutor(max_workers=2) as pool:
             stock_job, project_job = pool.submit(train_stock), pool.submit(train_project)
-            stock_seconds, (spacy_seconds, project_seconds) = stock_job.result(), project_job.result()
+            stock_times, project_times = stock_job.result(), project_job.result()
     else:
-        stock_seconds = train_stock()
-        spacy_seconds, project_seconds = train_project()
-    training = Training(
-        stock_model=str(workdir / "stock" / "models" / "stock.tar.gz"),
-        stock_seconds=stock_seconds,
-        project_seconds=project_seconds,
-        project_spacy_seconds=spacy_seconds,
+        stock_times = stock_times or train_stock()
+        project_times = project_times or train_project()
+    return Training(
+        stock_model=stock_times.get("model") or str(kept_stock.folder / "stock.tar.gz"),
+        stock_seconds=stock_times["seconds"],
+        project_seconds=project_times["seconds"],
+        project_spacy_seconds=project_times["spacy_seconds"],
         epochs=epochs_note,
-        trained_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        stock_trained_at=stock_times["trained_at"],
+        project_trained_at=project_times["trained_at"],
+        stock_reused=train_stock not in jobs,
+        project_reused=train_project not in jobs,
     )
-    if kept:
-        # only the latest inputs' models are kept
-        if cache.exists():
-            for old in cache.iterdir():
-                shutil.rmtree(old, ignore_errors=True)
-        kept.mkdir(parents=True)
-        shutil.copy2(training.stock_model, kept / "stock.tar.gz")
-        training.stock_model = str(kept / "stock.tar.gz")
-        (kept / "training.json").write_text(json.dumps(asdict(training), indent=2))
-    return training
