@@ -4,7 +4,7 @@ To give a loaded model weights of the right shapes, Rasa trains it for one
 step on one example before reading the trained weights over them
 (RasaModel.load), and Keras first traces that step into a graph: the forward
 and backward pass of the whole model. A server only predicts, so that graph
-is never used again, yet tracing it took most of a Rasa server's start-up
+is never used again, yet tracing it took nearly half of a server's start-up
 (py-spy) and it stays in memory. These classes take that one step eagerly
 instead: the same shapes, no graph. Prediction is still traced once at load,
 as Rasa does, so answers are as fast as before; training is unchanged.
