@@ -87,10 +87,10 @@ class Kept:
             return None
         return json.loads((self.folder / "training.json").read_text())
 
-    def keep(self, times: dict, model: Optional[Path] = None) -> Optional[Path]:
-        """Keeps `times` (and a copy of `model`) in place of older inputs' training; the kept model's path."""
+    def keep(self, times: dict, model: Optional[Path] = None) -> None:
+        """Keeps `times` (and a copy of `model`) in place of older inputs' training."""
         if not self.folder:
-            return None
+            return
         if self.folder.parent.exists():
             for old in self.folder.parent.iterdir():
                 shutil.rmtree(old, ignore_errors=True)
@@ -98,7 +98,6 @@ class Kept:
         if model:
             shutil.copy2(model, self.folder / model.name)
         (self.folder / "training.json").write_text(json.dumps(times, indent=2))
-        return self.folder / model.name if model else None
 
 
 def _env(cache_dir: Path) -> Dict[str, str]:
@@ -184,6 +183,8 @@ def train_both(
         if times:
             say(f"Training {name}: inputs unchanged since {times['trained_at']}, reusing that run's times (--retrain to train again)")
 
+    stock_model = (kept_stock.folder or workdir / "stock" / "models") / "stock.tar.gz"
+
     def train_stock() -> dict:
         stock_files = write_stock_project(workdir / "stock", epochs)
         seconds = _rasa_train(
@@ -191,8 +192,8 @@ def train_both(
             f"Training stock Rasa ({epochs_note})", logs / "train-stock.log", workdir / "stock-cache",
         )
         times = {"seconds": seconds, "trained_at": _now()}
-        model = workdir / "stock" / "models" / "stock.tar.gz"
-        return {**times, "model": str(kept_stock.keep(times, model) or model)}
+        kept_stock.keep(times, workdir / "stock" / "models" / "stock.tar.gz")
+        return times
 
     def train_project() -> dict:
         spacy_pipeline = workdir / "project" / "spacy" / "clinic_en"
@@ -220,7 +221,7 @@ def train_both(
         stock_times = stock_times or train_stock()
         project_times = project_times or train_project()
     return Training(
-        stock_model=stock_times.get("model") or str(kept_stock.folder / "stock.tar.gz"),
+        stock_model=str(stock_model),
         stock_seconds=stock_times["seconds"],
         project_seconds=project_times["seconds"],
         project_spacy_seconds=project_times["spacy_seconds"],

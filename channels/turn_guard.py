@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 # The visitor hears back within 5 s of the turn starting; this leaves time
 # for the reply to travel.
 TURN_BUDGET_SECONDS = 4.5
-# Few enough that a waiting action call is resumed within a fraction of a
-# second, enough to overlap the turns' database and action-server calls.
+
+
 def _max_turns_in_progress() -> int:
     value = os.environ.get("MAX_TURNS_IN_PROGRESS") or "4"
     if not value.isdigit() or int(value) < 1:
@@ -48,6 +48,8 @@ def _max_turns_in_progress() -> int:
     return int(value)
 
 
+# Few enough that a waiting action call is resumed within a fraction of a
+# second, enough to overlap the turns' database and action-server calls.
 MAX_TURNS_IN_PROGRESS = _max_turns_in_progress()
 # A message that cannot start within this (a server far beyond its capacity)
 # gets the apology instead of a timeout.
