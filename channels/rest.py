@@ -1,7 +1,16 @@
 """Rasa's REST channel (/webhooks/rest/webhook) with the visitor's input
-checked: a missing sender, a non-text or empty message get a clear 400, an
-over-long one a 413, and a client cannot pose as another channel. (Rasa's own
-would put every sender-less request into one shared "default" conversation.)
+checked: a non-text or empty message gets a clear 400, an over-long one a
+413, and a client cannot pose as another channel.
+
+Conversation ids are issued by the server (clinic/conversation_ids.py): a
+request without `sender`, or with one this server did not issue to the REST
+channel (a phone number, another channel's id, "visitor-1"), starts a new
+conversation. Every reply message's `recipient_id`, and the response's
+X-Conversation-Id header, carry its id; sending that back as `sender`
+continues it. (Rasa's own channel takes any sender, so anyone who knows or
+guesses an id, an SMS conversation's phone number say, could read on and
+erase it.)
+
 Every turn goes through channels/turn_guard.py: a reply within seconds, or a
 503 with the clinic's phone when the assistant cannot answer at all. Replies
 always come as one JSON list (Rasa's `?stream=true` variant is not offered)."""
@@ -14,8 +23,11 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels.checks import BadInput, checked_message, checked_sender
+from channels.checks import BadInput, checked_message, checked_metadata
 from channels.turn_guard import run_turn
+from clinic import conversation_ids
+
+CONVERSATION_ID_HEADER = "X-Conversation-Id"
 
 
 def _body(request: Request) -> Dict[Text, Any]:
@@ -31,7 +43,14 @@ class CheckedRestInput(RestInput):
         return "rest"
 
     async def _extract_sender(self, request: Request) -> Optional[Text]:
-        return checked_sender(_body(request).get("sender"))
+        """The conversation's id: the one presented if this server issued it
+        to REST, else a new one."""
+        sender = _body(request).get("sender")
+        if sender is not None and not isinstance(sender, str):
+            raise BadInput("'sender' must be the conversation id a previous reply gave, or left out")
+        if conversation_ids.is_issued(sender, conversation_ids.REST):
+            return sender
+        return conversation_ids.issue(conversation_ids.REST)
 
     def _extract_message(self, request: Request) -> Optional[Text]:
         return checked_message(_body(request).get("message"))
@@ -40,10 +59,10 @@ class CheckedRestInput(RestInput):
         return self.name()
 
     def get_metadata(self, request: Request) -> Optional[Dict[Text, Any]]:
-        metadata = _body(request).get("metadata")
-        return metadata if isinstance(metadata, dict) else None
+        return checked_metadata(_body(request).get("metadata")) or None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        conversation_ids.check_configured()  # refuse to start rather than fail every visitor
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
 
         @webhook.route("/", methods=["GET"])
@@ -52,16 +71,17 @@ class CheckedRestInput(RestInput):
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            text = self._extract_message(request)  # a bad message is refused before an id is issued
             sender = await self._extract_sender(request)
             collector = CollectingOutputChannel()
             message = UserMessage(
-                self._extract_message(request),
+                text,
                 collector,
                 sender,
                 input_channel=self._extract_input_channel(request),
                 metadata=self.get_metadata(request),
             )
             await run_turn(on_new_message, message)
-            return response.json(list(collector.messages))
+            return response.json(list(collector.messages), headers={CONVERSATION_ID_HEADER: sender})
 
         return webhook

@@ -1,31 +1,79 @@
 """Rasa's Socket.IO channel (the website chat's connection), with a working
-session_persistence and the visitor's input checked like the REST channel's:
-a bad or over-long message gets a clear answer, not an exception or minutes
-of NLU time."""
+session_persistence, conversation ids issued by the server, browsers'
+origins checked, and the visitor's input checked like the REST channel's: a
+bad or over-long message gets a clear answer, not an exception or minutes of
+NLU time.
+
+- A socket's `session_request` gets back the id it presented only if this
+  server issued that id to the website chat (clinic/conversation_ids.py);
+  anything else (none, a phone number, a REST id, a made-up one) gets a new
+  conversation. The socket then speaks only into the conversation it was
+  confirmed, whatever later messages name.
+- A browser page may connect only from this server's own origin (the chat
+  page, also inside other sites' iframes) or an origin listed in
+  CHAT_ALLOWED_ORIGINS (pages embedding a third-party widget such as
+  rasa-webchat), on the handshake and on the WebSocket alike. Rasa's channel
+  turns python-socketio's origin check off altogether.
+"""
 
 import inspect
-import uuid
-from typing import Any, Awaitable, Callable, Dict, Text
+import logging
+import time
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.socketio import SocketIOInput
 from sanic import Blueprint
 
-from channels.checks import BadInput, checked_message, checked_sender
+from channels.checks import BadInput, checked_message, checked_metadata
 from channels.turn_guard import with_reply_guarantee
+from channels.webchat import allowed_origins
+from clinic import conversation_ids
 
-# What the chat page shows for a message the visitor tapped (a button's title).
-MAX_SHOWN_CHARS = 200
+logger = logging.getLogger(__name__)
+
+# A refused origin is logged at most once per this many seconds.
+REFUSED_ORIGIN_LOG_SECONDS = 300.0
 
 
-def checked_metadata(metadata: Any) -> Dict[Text, Any]:
-    """Only the metadata the chat page sends: the text shown for a tapped button."""
-    if not isinstance(metadata, dict):
-        return {}
-    shown = metadata.get("shown")
-    if isinstance(shown, str) and shown.strip():
-        return {"shown": shown.strip()[:MAX_SHOWN_CHARS]}
-    return {}
+def own_origins(environ: Dict[str, Any]) -> List[str]:
+    """This server's origin as the browser sees it, directly and behind a
+    proxy that sets X-Forwarded-Proto/Host (the same rule python-engineio
+    applies when no list is given)."""
+    scheme = environ.get("wsgi.url_scheme") or "http"
+    host = environ.get("HTTP_HOST") or ""
+    origins = [f"{scheme}://{host}"] if host else []
+    if "HTTP_X_FORWARDED_PROTO" in environ or "HTTP_X_FORWARDED_HOST" in environ:
+        forwarded_scheme = (environ.get("HTTP_X_FORWARDED_PROTO") or scheme).split(",")[0].strip()
+        forwarded_host = (environ.get("HTTP_X_FORWARDED_HOST") or host).split(",")[0].strip()
+        origins.append(f"{forwarded_scheme}://{forwarded_host}")
+    return origins
+
+
+class OriginCheck:
+    """python-engineio's `cors_allowed_origins` as a callable: this server's
+    own origin and CHAT_ALLOWED_ORIGINS ("*" allows any). A refused origin
+    is logged, so a site owner whose widget shows nothing finds out why."""
+
+    def __init__(self, listed: List[str]) -> None:
+        self.any = "*" in listed
+        self.listed = set(listed)
+        self._logged: Dict[str, float] = {}
+
+    def __call__(self, origin: Optional[str], environ: Dict[str, Any]) -> bool:
+        if not origin or self.any or origin in self.listed or origin in own_origins(environ):
+            return True
+        now = time.monotonic()
+        if now - self._logged.get(origin, -REFUSED_ORIGIN_LOG_SECONDS) >= REFUSED_ORIGIN_LOG_SECONDS:
+            self._logged[origin] = now
+            if len(self._logged) > 1000:  # a flood of made-up origins stays bounded
+                self._logged.clear()
+            logger.warning(
+                "Socket.IO connection refused from origin %r: it is not this server's own, "
+                "nor listed in CHAT_ALLOWED_ORIGINS (add it there to let pages on that site use the chat)",
+                origin[:200],
+            )
+        return False
 
 
 class CheckedSocketIOInput(SocketIOInput):
@@ -34,29 +82,42 @@ class CheckedSocketIOInput(SocketIOInput):
         return "socketio"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        conversation_ids.check_configured()  # refuse to start rather than fail every visitor
         # A turn that fails or stalls still gets a reply (channels/turn_guard.py).
         blueprint = super().blueprint(with_reply_guarantee(on_new_message))
         sio = self.sio
+        sio.eio.cors_allowed_origins = OriginCheck(allowed_origins())
         namespace = self.namespace or "/"
         # Rasa's handler stays in charge of messages; this one runs first and
         # passes on only input it can handle.
         handle_message = sio.handlers[namespace][self.user_message_evt]
+        # Each socket's confirmed conversation.
+        confirmed: Dict[Text, Text] = {}
 
         async def session_request(sid: Text, data: Any = None) -> None:
-            # Replaces Rasa's, which does not await python-socketio 5.10+'s
-            # coroutine enter_room: the socket never joins the conversation's
-            # room and no answer reaches the page (RasaHQ/rasa#13027).
-            session_id = data.get("session_id") if isinstance(data, dict) else None
-            try:
-                session_id = checked_sender(session_id) if session_id is not None else None
-            except BadInput:
-                session_id = None  # a new conversation rather than none at all
-            session_id = session_id or uuid.uuid4().hex
+            # Replaces Rasa's, which takes any id a client names and does not
+            # await python-socketio 5.10+'s coroutine enter_room: the socket
+            # never joins the conversation's room and no answer reaches the
+            # page (RasaHQ/rasa#13027).
+            presented = data.get("session_id") if isinstance(data, dict) else None
+            if conversation_ids.is_issued(presented, conversation_ids.WEB):
+                session_id = presented
+            else:
+                session_id = conversation_ids.issue(conversation_ids.WEB)
+            previous = confirmed.get(sid)
+            if previous and previous != session_id and self.session_persistence:
+                left = sio.leave_room(sid, previous, namespace=namespace)
+                if inspect.isawaitable(left):
+                    await left
+            confirmed[sid] = session_id
             if self.session_persistence:
                 joined = sio.enter_room(sid, session_id, namespace=namespace)
                 if inspect.isawaitable(joined):
                     await joined
             await sio.emit("session_confirm", session_id, room=sid, namespace=namespace)
+
+        async def disconnect(sid: Text, *reason: Any) -> None:
+            confirmed.pop(sid, None)
 
         async def checked_handle_message(sid: Text, data: Any = None) -> None:
             try:
@@ -67,7 +128,10 @@ class CheckedSocketIOInput(SocketIOInput):
                     self.metadata_key: checked_metadata(data.get(self.metadata_key)),
                 }
                 if self.session_persistence:
-                    checked["session_id"] = checked_sender(data.get("session_id"))
+                    session_id = confirmed.get(sid)
+                    if session_id is None or data.get("session_id") != session_id:
+                        raise BadInput("this connection has no such conversation: reload the page to start again")
+                    checked["session_id"] = session_id
             except BadInput as error:
                 await sio.emit(
                     self.bot_message_evt, {"text": str(error), "error": True}, room=sid, namespace=namespace
@@ -76,5 +140,6 @@ class CheckedSocketIOInput(SocketIOInput):
             await handle_message(sid, checked)
 
         sio.on("session_request", session_request, namespace=self.namespace)
+        sio.on("disconnect", disconnect, namespace=self.namespace)
         sio.on(self.user_message_evt, checked_handle_message, namespace=self.namespace)
         return blueprint

@@ -22,8 +22,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from channels.chat_history import chat_messages, find_answer
-from channels.checks import MAX_MESSAGE_CHARS, BadInput, checked_sender
-from clinic import PROJECT_ROOT, store
+from channels.checks import MAX_MESSAGE_CHARS, BadInput, encodable
+from clinic import PROJECT_ROOT, conversation_ids, store
 from clinic.facts import clinic_facts, fill
 
 logger = logging.getLogger(__name__)
@@ -134,11 +134,18 @@ def socket_settings(request: Request) -> Optional[Dict[str, Any]]:
     return None
 
 
+class UnknownConversation(BadInput):
+    status_code = 403
+
+
 def checked_session(session_id: Any) -> str:
-    try:
-        return checked_sender(session_id)
-    except BadInput:
+    """The website conversation's id, if this server issued it to the chat:
+    nobody reads or votes in a conversation by naming or guessing its id."""
+    if not isinstance(session_id, str) or not session_id:
         raise BadInput("'session_id' is required: the conversation id the chat page got from the server")
+    if not conversation_ids.is_issued(session_id, conversation_ids.WEB):
+        raise UnknownConversation("no website conversation has this id")
+    return session_id
 
 
 def _error(message: str, status: int) -> HTTPResponse:
@@ -226,7 +233,7 @@ class WebChatInput(InputChannel):
             try:
                 sender = checked_session(request.args.get("session_id"))
             except BadInput as error:
-                return _error(str(error), 400)
+                return _error(str(error), error.status_code)
             tracker, error = await _tracker(request, sender)
             if error:
                 return error
@@ -293,6 +300,7 @@ def _checked_feedback(request: Request) -> Tuple[str, str, bool]:
     answer = body.get("answer")
     if not isinstance(answer, str) or not answer.strip():
         raise BadInput("'answer' is required: the text of the answer voted on")
+    encodable(answer, "answer")
     if len(answer) > MAX_ANSWER_CHARS:
         raise BadInput(f"'answer' is too long: at most {MAX_ANSWER_CHARS} characters")
     helpful = body.get("helpful")

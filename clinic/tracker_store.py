@@ -19,11 +19,12 @@ saves a conversation it could not read, which would overwrite or garble the
 stored one once the database is back.
 """
 
+import contextlib
 from contextvars import ContextVar, Token
-from typing import Any, List, Optional, Text, Tuple
+from typing import Any, Generator, List, Optional, Text, Tuple
 
 import sqlalchemy as sa
-from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
+from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs, ensure_schema_exists
 from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
@@ -99,6 +100,21 @@ class ErasableSQLTrackerStore(SQLTrackerStore):
         self.engine.dispose()
         self.engine = _resilient_engine(url)
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
+
+    @contextlib.contextmanager
+    def session_scope(self) -> Generator[sa.orm.Session, None, None]:
+        """Rasa's, without its exit: Rasa takes any ValueError raised while a
+        session is open for a missing PostgreSQL schema and ends the whole
+        server (sys.exit), and a text that cannot be encoded (a lone
+        surrogate: UnicodeEncodeError is a ValueError) raised one. Here any
+        error is that one turn's failure; a missing schema still raises,
+        naming the schema, for every turn that needs it."""
+        session = self.sessionmaker()
+        try:
+            ensure_schema_exists(session)
+            yield session
+        finally:
+            session.close()
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
         try:

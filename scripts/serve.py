@@ -35,15 +35,23 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+def local_secret(var_dir: Path, variable: str, file_name: str) -> str:
+    """The secret in the environment variable, or one generated once into
+    var/<file_name> (readable by this user only) for local use. Generated
+    ones are hex: nothing a shell or an argument parser reads specially."""
+    secret = os.environ.get(variable)
+    if secret:
+        return secret
+    secret_file = var_dir / file_name
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_hex(32))
+        secret_file.chmod(0o600)
+    return secret_file.read_text().strip()
+
+
 def api_token(var_dir: Path) -> str:
-    token = os.environ.get("RASA_API_TOKEN")
-    if token:
-        return token
-    token_file = var_dir / "api_token"
-    if not token_file.exists():
-        token_file.write_text(secrets.token_urlsafe(32))
-        token_file.chmod(0o600)
-    return token_file.read_text().strip()
+    """RASA_API_TOKEN, or var/api_token."""
+    return local_secret(var_dir, "RASA_API_TOKEN", "api_token")
 
 
 def endpoints_for(source: Path, action_port: int, var_dir: Path) -> Path:
@@ -137,6 +145,8 @@ def main() -> int:
         return 2
     endpoints = endpoints_for(Path(args.endpoints), args.action_port, var_dir)
     token = api_token(var_dir)
+    # Issued conversation ids are checked against it (clinic/conversation_ids.py).
+    env["CONVERSATION_ID_SECRET"] = local_secret(var_dir, "CONVERSATION_ID_SECRET", "conversation_id_secret")
     # Only the staff console needs the staff password.
     staff_password = env.pop("STAFF_PASSWORD", None)
     rasa_env = dict(env)
@@ -151,7 +161,8 @@ def main() -> int:
             "--model", args.model,
             "--interface", args.host,
             "--port", str(port),
-            "--enable-api", "--auth-token", token,
+            # "=": a token may start with "-", which would read as an option
+            "--enable-api", f"--auth-token={token}",
             "--endpoints", str(endpoints),
             "--credentials", args.credentials,
         ]

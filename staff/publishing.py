@@ -176,10 +176,10 @@ class Publisher:
 
     def _check_actions(self, url: str) -> None:
         """A custom action answers through the reloaded server (issue #3634)."""
-        probe = f"staff-publish-check-{secrets.token_hex(6)}"
+        probe = None
         expected = TrainingData(self.settings.project_dir).facts().get("booking_url", "")
         try:
-            messages = self.servers.say(url, probe, CHECK_MESSAGE)
+            probe, messages = self.servers.say(url, CHECK_MESSAGE)
             texts = " ".join(message.get("text") or "" for message in messages)
             if not expected or expected not in texts:
                 raise PublishFailed(
@@ -189,7 +189,8 @@ class Publisher:
             raise PublishFailed(f"{url} no longer reaches the action server ({error})") from None
         finally:
             try:  # the probe conversation is not a visitor's: erase it
-                self.servers.say(url, probe, ERASE_MESSAGE)
+                if probe:
+                    self.servers.say(url, ERASE_MESSAGE, probe)
             except RasaUnavailable:
                 pass
 

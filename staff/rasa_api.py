@@ -1,6 +1,6 @@
 """The running Rasa servers' HTTP API, always with the API token."""
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
 import requests
@@ -74,14 +74,15 @@ class RasaServers:
                 message = response.text[:300]
             raise RasaUnavailable(f"{url} could not load the model ({response.status_code}): {message}")
 
-    def say(self, url: str, sender_id: str, text: str) -> List[Dict[str, Any]]:
-        """A message through the REST channel, as a visitor sends it."""
+    def say(self, url: str, text: str, sender_id: Optional[str] = None) -> Tuple[str, List[Dict[str, Any]]]:
+        """A message through the REST channel, as a visitor sends it: in a new
+        conversation, or in `sender_id`'s (an id the server issued). Returns
+        the conversation's id and the replies."""
+        body = {"message": text, **({"sender": sender_id} if sender_id else {})}
         try:
-            response = requests.post(
-                f"{url}/webhooks/rest/webhook", json={"sender": sender_id, "message": text}, timeout=TIMEOUT
-            )
+            response = requests.post(f"{url}/webhooks/rest/webhook", json=body, timeout=TIMEOUT)
         except requests.RequestException as error:
             raise RasaUnavailable(f"{url} cannot be reached ({type(error).__name__})") from None
         if not response.ok:
             raise RasaUnavailable(f"{url} answered {response.status_code} to a message")
-        return response.json()
+        return response.headers.get("X-Conversation-Id") or sender_id or "", response.json()

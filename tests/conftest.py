@@ -2,6 +2,7 @@
 exactly as `make run` starts them (scripts/serve.py), on free loopback ports."""
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -13,10 +14,16 @@ from typing import Dict, List, Optional
 import pytest
 import requests
 
+from clinic import conversation_ids
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "clinic.tar.gz"
 OUTPUT = ROOT / "test-output"
 STARTUP_TIMEOUT = 240
+# Every assistant the tests start signs conversation ids with this, so a test
+# can also make ids of its own (clinic.conversation_ids.issue) where it
+# posts to a channel directly.
+os.environ.setdefault("CONVERSATION_ID_SECRET", secrets.token_hex(32))
 
 
 def free_port() -> int:
@@ -38,10 +45,12 @@ class Assistant:
             self.port = free_port()
         self.action_port = free_port()
         self.env = {**os.environ, **(env or {})}
-        self.env.setdefault("RASA_API_TOKEN", "test-token-" + name)
+        self.env.setdefault("RASA_API_TOKEN", "-test-token-" + name)
         self.token = self.env["RASA_API_TOKEN"]
         self.process: Optional[subprocess.Popen] = None
         self.log_path = OUTPUT / "logs" / f"{name}.log"
+        # A test's name for a visitor -> the conversation id the server issued.
+        self.conversations: Dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -102,17 +111,25 @@ class Assistant:
         self.process = None
 
     def say(self, sender: str, text: str, replica: int = 0, timeout: float = 30) -> List[dict]:
-        response = requests.post(
-            f"{self.replica_url(replica)}/webhooks/rest/webhook",
-            json={"sender": sender, "message": text},
-            timeout=timeout,
-        )
+        """Sends `text` as the visitor the test calls `sender`: the first
+        message starts a conversation, whose issued id the later ones send."""
+        body = {"message": text}
+        if sender in self.conversations:
+            body["sender"] = self.conversations[sender]
+        elif conversation_ids.is_issued(sender, conversation_ids.REST):
+            body["sender"] = sender
+        response = requests.post(f"{self.replica_url(replica)}/webhooks/rest/webhook", json=body, timeout=timeout)
         response.raise_for_status()
+        self.conversations.setdefault(sender, response.headers["X-Conversation-Id"])
         return response.json()
+
+    def conversation_id(self, sender: str) -> str:
+        """The id the server issued to the visitor the test calls `sender`."""
+        return self.conversations.get(sender, sender)
 
     def tracker(self, sender: str, replica: int = 0) -> dict:
         response = requests.get(
-            f"{self.replica_url(replica)}/conversations/{sender}/tracker",
+            f"{self.replica_url(replica)}/conversations/{self.conversation_id(sender)}/tracker",
             params={"token": self.token},
             timeout=30,
         )

@@ -23,7 +23,7 @@ import requests
 import sqlalchemy as sa
 import yaml
 
-from clinic import DATA_DIR, store
+from clinic import DATA_DIR, conversation_ids, store
 from clinic.facts import clinic_facts, fill
 from conftest import Assistant, texts
 from services import (
@@ -74,7 +74,8 @@ def services_left_running():
 
 
 def sender(kind: str) -> str:
-    return f"scale-{kind}-{uuid.uuid4().hex[:10]}"
+    """A REST conversation id as the servers issue them (`kind` says what for)."""
+    return conversation_ids.issue(conversation_ids.REST)
 
 
 def apology() -> str:

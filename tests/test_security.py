@@ -14,12 +14,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clinic import DATA_DIR
+from clinic import DATA_DIR, conversation_ids
 from clinic.facts import fill
 from conftest import texts
 
 
-CONVERSATION = "api-check-" + uuid.uuid4().hex[:8]
+# A REST conversation id as the server issues them.
+CONVERSATION = conversation_ids.issue(conversation_ids.REST)
 
 
 def admin_routes():

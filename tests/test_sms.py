@@ -26,6 +26,7 @@ import yaml
 from twilio.request_validator import RequestValidator
 
 from channels import sms, sms_text
+from chat_client import ChatVisitor
 from channels.sms_text import plain_text
 from clinic import DATA_DIR
 from clinic.facts import clinic_facts, fill
@@ -479,3 +480,64 @@ def test_no_phone_number_in_the_logs(sms_assistant):
     digits = re.sub(r"[\s().+\-/%]", "", written)
     for number in NUMBERS_USED:
         assert number[2:] not in digits, f"a test number is in {sms_assistant.log_path}"
+
+
+# ---- an SMS conversation is reachable only through the signed webhook ----------------
+
+
+def _sms_conversation_with_opt_out(sms_assistant) -> Texter:
+    """A number that asked a health question, then texted STOP."""
+    texter = Texter(sms_assistant)
+    texter.text("is it normal to be sore after dry needling?")
+    assert texter.text("STOP") == [fill(sms.STOP_TEXT)]
+    return texter
+
+
+def _unchanged(sms_assistant, texter: Texter, turns: List[str]) -> None:
+    assert texter.user_turns() == turns
+    with database(sms_assistant).connect() as connection:
+        opted_out = connection.execute(
+            sa.text("SELECT count(*) FROM sms_opt_outs WHERE sender_id = :n"), {"n": texter.number}
+        ).scalar()
+    assert opted_out == 1
+    assert texter.text("what is dry needling?") == []  # still opted out
+
+
+@pytest.mark.parametrize("spelling", ["{n}", " {n}", "{n} ", "tel:{n}"])
+def test_rest_cannot_read_erase_or_write_an_sms_conversation(sms_assistant, spelling):
+    texter = _sms_conversation_with_opt_out(sms_assistant)
+    turns = texter.user_turns()
+    for text in ("please forget me", "delete my data", "what did I ask before?"):
+        response = requests.post(
+            f"{sms_assistant.url}/webhooks/rest/webhook",
+            json={"sender": spelling.format(n=texter.number), "message": text},
+            timeout=30,
+        )
+        assert response.status_code == 200
+        issued = response.headers["X-Conversation-Id"]
+        assert issued.startswith("rest-") and texter.number not in issued
+        assert {m["recipient_id"] for m in response.json()} == {issued}
+    _unchanged(sms_assistant, texter, turns)
+
+
+def test_the_website_chat_cannot_read_vote_on_or_join_an_sms_conversation(sms_assistant):
+    texter = _sms_conversation_with_opt_out(sms_assistant)
+    turns = texter.user_turns()
+    history = requests.get(f"{sms_assistant.url}/chat/history", params={"session_id": texter.number}, timeout=30)
+    assert history.status_code == 403 and texter.number not in history.text
+    vote = requests.post(
+        f"{sms_assistant.url}/chat/feedback",
+        json={"session_id": texter.number, "answer": answer("utter_faq/soreness_after", "faq_soreness_after.yml"),
+              "helpful": False},
+        timeout=30,
+    )
+    assert vote.status_code == 403
+
+    with ChatVisitor(sms_assistant.url) as visitor:
+        confirmed = visitor.start(session_id=texter.number)
+        assert confirmed != texter.number and confirmed.startswith("web-")
+        visitor.say("please forget me")
+        # naming the number in a message does not reach it either
+        refused = visitor.say("what did I ask?", session_id=texter.number)
+        assert refused[0].get("error") is True
+    _unchanged(sms_assistant, texter, turns)

@@ -11,11 +11,13 @@ from typing import Callable, Iterator, List
 
 import pytest
 import requests
+import socketio
 import sqlalchemy as sa
 import yaml
 from playwright.sync_api import Browser, Frame, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from chat_client import ChatVisitor
 from clinic import DATA_DIR, store
 from clinic.facts import clinic_facts, fill
 from conftest import OUTPUT, Assistant
@@ -469,3 +471,15 @@ def test_offline_message_then_reconnects_and_answers(browser, embedding_assistan
         ask(page, safety["question"], safety["answer"])
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_the_socket_takes_listed_origins_only(embedding_assistant, plain_site, transport):
+    listed = f"http://127.0.0.1:{plain_site.server_port}"
+    with ChatVisitor(embedding_assistant.url, origin=listed, transports=[transport]) as visitor:
+        visitor.start()
+        assert visitor.say("what is sciatica")[0]["text"]
+    for origin in (f"http://127.0.0.1:{plain_site.server_port + 1}", "https://127.0.0.1", "null"):
+        with ChatVisitor(embedding_assistant.url, origin=origin, transports=[transport]) as visitor:
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                visitor.start()

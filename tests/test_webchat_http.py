@@ -3,12 +3,18 @@ script with the clinic's facts, their headers and compression, and clear 4xx
 answers from the history and feedback endpoints."""
 
 import gzip
-import uuid
+import time
 
 import pytest
 import requests
+import socketio
 
+from chat_client import ChatVisitor, web_conversation
+from clinic import conversation_ids
 from clinic.facts import clinic_facts
+
+# An id this server would issue to a website visitor, never used.
+UNUSED = conversation_ids.issue(conversation_ids.WEB)
 
 
 def test_page_names_the_clinic_and_locks_itself_down(assistant):
@@ -53,21 +59,20 @@ def test_page_with_trailing_slash_works_too(assistant):
     assert response.status_code == 200 and 'src="/chat/assets/chat.js"' in response.text
 
 
-@pytest.mark.parametrize("params", [{}, {"session_id": ""}, {"session_id": "x" * 500}, {"session_id": "a\nb"}])
+@pytest.mark.parametrize("params", [{}, {"session_id": ""}])
 def test_history_needs_a_session_id(assistant, params):
     response = requests.get(f"{assistant.url}/chat/history", params=params, timeout=30)
     assert response.status_code == 400
     assert "session_id" in response.json()["message"]
 
 
-def test_history_of_an_unknown_conversation_is_empty(assistant):
-    response = requests.get(f"{assistant.url}/chat/history", params={"session_id": uuid.uuid4().hex}, timeout=30)
+def test_history_of_an_unused_conversation_is_empty(assistant):
+    response = requests.get(f"{assistant.url}/chat/history", params={"session_id": UNUSED}, timeout=30)
     assert response.status_code == 200 and response.json() == {"messages": []}
 
 
 def test_history_replays_a_conversation_as_text_with_buttons(assistant):
-    sender = "web-" + uuid.uuid4().hex
-    assistant.say(sender, "how do I book an appointment?")
+    sender = web_conversation(assistant.url, ["how do I book an appointment?"])
     messages = requests.get(f"{assistant.url}/chat/history", params={"session_id": sender}, timeout=30).json()["messages"]
     assert messages[0] == {"from": "user", "text": "how do I book an appointment?", "time": messages[0]["time"]}
     booking = next(m for m in messages if m["text"] == clinic_facts()["booking_details"])
@@ -81,13 +86,16 @@ def test_history_replays_a_conversation_as_text_with_buttons(assistant):
         ([1, 2], 400),
         ({"answer": "x", "helpful": True}, 400),
         ({"session_id": "", "answer": "x", "helpful": True}, 400),
-        ({"session_id": "s", "helpful": True}, 400),
-        ({"session_id": "s", "answer": "  ", "helpful": True}, 400),
-        ({"session_id": "s", "answer": "x" * 9000, "helpful": True}, 400),
-        ({"session_id": "s", "answer": "x", "helpful": "yes"}, 400),
-        ({"session_id": "s", "answer": "x"}, 400),
+        ({"session_id": UNUSED, "helpful": True}, 400),
+        ({"session_id": UNUSED, "answer": "  ", "helpful": True}, 400),
+        ({"session_id": UNUSED, "answer": "x" * 9000, "helpful": True}, 400),
+        ({"session_id": UNUSED, "answer": "x", "helpful": "yes"}, 400),
+        ({"session_id": UNUSED, "answer": "x"}, 400),
+        ({"session_id": UNUSED, "answer": "a\udc00", "helpful": True}, 400),
+        # an id the server did not issue to the website chat
+        ({"session_id": "s", "answer": "x", "helpful": True}, 403),
         # a conversation that never had that answer
-        ({"session_id": "never-" + uuid.uuid4().hex, "answer": "x", "helpful": False}, 404),
+        ({"session_id": UNUSED, "answer": "x", "helpful": False}, 404),
     ],
 )
 def test_feedback_bad_input_gets_a_clear_4xx(assistant, body, status):
@@ -101,8 +109,7 @@ def test_feedback_bad_input_gets_a_clear_4xx(assistant, body, status):
 
 
 def test_feedback_on_an_answer_the_conversation_did_not_have_is_refused(assistant):
-    sender = "web-" + uuid.uuid4().hex
-    assistant.say(sender, "how do I book an appointment?")
+    sender = web_conversation(assistant.url, ["how do I book an appointment?"])
     body = {"session_id": sender, "answer": "Dry needling cures everything.", "helpful": True}
     response = requests.post(f"{assistant.url}/chat/feedback", json=body, timeout=30)
     assert response.status_code == 404
@@ -111,3 +118,25 @@ def test_feedback_on_an_answer_the_conversation_did_not_have_is_refused(assistan
     # One vote per answer: a second one is acknowledged, not stored again.
     again = requests.post(f"{assistant.url}/chat/feedback", json={**body, "helpful": False}, timeout=30)
     assert again.status_code == 200 and again.json()["status"] == "already recorded"
+
+
+# ---- which pages may open the chat's socket -------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_the_socket_refuses_other_origins_and_says_so_in_the_log(assistant, transport):
+    offset = assistant.log_path.stat().st_size
+    elsewhere = f"http://elsewhere-{transport}.example"
+    with ChatVisitor(assistant.url, origin=elsewhere, transports=[transport]) as visitor:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            visitor.start()
+    with ChatVisitor(assistant.url, origin=assistant.url, transports=[transport]) as visitor:
+        assert visitor.start()  # the chat page's own origin
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(assistant.log_path, encoding="utf-8", errors="replace") as log:
+            log.seek(offset)
+            if f"refused from origin {elsewhere!r}" in log.read():
+                return
+        time.sleep(0.2)
+    pytest.fail("the refused origin was not logged")
