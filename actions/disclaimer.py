@@ -1,6 +1,6 @@
 """The medical disclaimer, drawn from the clinic's own: on request, whenever
 a visitor asks about their own case, and once per conversation with the
-first health answer."""
+first health answer (`health_disclaimer`, which action_complete_answer uses)."""
 
 from typing import Any, Dict, List, Text
 
@@ -9,18 +9,25 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.channels import has_buttons
+from clinic.answers import DISCLAIMER, NON_HEALTH_LABELS
 from clinic.facts import clinic_facts
 
 SHOWN_SLOT = "disclaimer_shown"
-# Answers about the clinic itself rather than health.
-NON_HEALTH_ANSWERS = {"faq/practitioner"}
 
 
-def answered_topic(tracker: Tracker) -> str:
-    message = tracker.latest_message
-    intent = (message.get("intent") or {}).get("name")
-    selector = (message.get("response_selector") or {}).get(intent) or {}
-    return (selector.get("response") or {}).get("intent_response_key") or ""
+def is_health_answer(label: str) -> bool:
+    """Whether an answer gives health information (what the posts say)."""
+    return (label.startswith("faq/") or label.startswith("muscle/")) and label not in NON_HEALTH_LABELS
+
+
+def health_disclaimer(dispatcher: CollectingDispatcher, tracker: Tracker, labels: List[str]) -> List[EventType]:
+    """The short disclaimer, if this turn gave health information and the
+    conversation has not had it yet."""
+    if tracker.get_slot(SHOWN_SLOT) or not any(is_health_answer(label) for label in labels):
+        return []
+    facts = clinic_facts()
+    dispatcher.utter_message(text=facts["disclaimer_short"] if has_buttons(tracker) else facts["disclaimer_sms"], answer=DISCLAIMER)
+    return [SlotSet(SHOWN_SLOT, True)]
 
 
 class ActionMedicalDisclaimer(Action):
@@ -34,13 +41,8 @@ class ActionMedicalDisclaimer(Action):
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         full = facts["disclaimer_full"] if has_buttons(tracker) else facts["disclaimer_sms"]
         if intent == "ask_personal_advice":
-            dispatcher.utter_message(text=facts["own_case_notice"])
-            dispatcher.utter_message(text=full)
-        elif intent == "ask_disclaimer":
-            dispatcher.utter_message(text=full)
-        elif tracker.get_slot(SHOWN_SLOT) or answered_topic(tracker) in NON_HEALTH_ANSWERS:
-            return []
+            dispatcher.utter_message(text=facts["own_case_notice"], answer="ask_personal_advice")
+            dispatcher.utter_message(text=full, answer=DISCLAIMER)
         else:
-            short = facts["disclaimer_short"] if has_buttons(tracker) else facts["disclaimer_sms"]
-            dispatcher.utter_message(text=short)
+            dispatcher.utter_message(text=full, answer="ask_disclaimer")
         return [SlotSet(SHOWN_SLOT, True)]

@@ -7,6 +7,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from clinic.answers import muscle_ids
 from clinic.muscles import muscle_id_for
 
 
@@ -17,10 +18,9 @@ class ActionExplainMuscle(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
-        # A muscle named in this message wins over one remembered from before.
-        mentions = list(tracker.get_latest_entity_values("muscle")) or [tracker.get_slot("muscle")]
-        for mention in mentions:
-            muscle_id = muscle_id_for(mention)
-            if muscle_id:
-                return [SlotSet("muscle_id", muscle_id)]
-        return [SlotSet("muscle_id", None)]
+        # A muscle named in this message wins over one remembered from before,
+        # and a muscle over a body part ("my butt": the glutes).
+        named = muscle_ids(tracker.latest_message)
+        if named:
+            return [SlotSet("muscle_id", named[0])]
+        return [SlotSet("muscle_id", muscle_id_for(tracker.get_slot("muscle")))]

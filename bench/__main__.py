@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from bench import RESULTS, ROOT
-from bench.accuracy import held_out_score
+from bench.accuracy import encoder_cost, held_out_scores
 from bench.chart import draw
 from bench.load import question_script, run_load, warm_up
 from bench.profile import Sampling, available as profiling_unavailable
@@ -33,6 +33,8 @@ from bench.stock import write_stock_project
 from bench.training import CACHE, train_both
 
 CONCURRENCY = [1, 8, 32]
+# A smoke run scores this many items of each held-out set.
+SMOKE_ITEMS = 40
 SCALED_REPLICAS = 2
 FIRST_QUESTION = "what is dry needling"
 
@@ -87,17 +89,18 @@ def measure(served: Served, label: str, questions, args) -> dict:
     """Start time, held-out score, load steps and memory of one assistant."""
     try:
         start_seconds = _start(served, label, args)
-        say(f"{label}: scoring the held-out set...")
-        score = held_out_score(served.urls[0], served.token)
-        say(
-            f"  accuracy {100 * score.accuracy:.1f}%, macro F1 {score.macro_f1:.3f}, "
-            f"out-of-scope precision {100 * score.out_of_scope_precision:.1f}% recall "
-            f"{100 * score.out_of_scope_recall:.1f}%, red-flag recall {100 * score.red_flag_recall:.1f}%"
-        )
+        say(f"{label}: scoring the held-out sets...")
+        scores = held_out_scores(served.urls[0], served.token, limit=SMOKE_ITEMS if args.smoke else None)
+        for name, score in scores.items():
+            say(
+                f"  {name}: accuracy {100 * score['accuracy']:.1f}% of {score['total']}, macro F1 {score['macro_f1']:.3f}, "
+                f"red-flag recall {100 * score['red_flag_recall']:.1f}%, false 911: {score['false_alarms']}"
+            )
         warm_up(served.webhooks, questions[: args.warm_up])
         load = _load_steps(served, questions, args, label)
         memory = served.memory()
-        return {"start_seconds": start_seconds, "accuracy": score.as_dict(), "load": load, "memory": memory}
+        cost = encoder_cost(served.urls[0], served.token) if label == "project" else None
+        return {"start_seconds": start_seconds, "accuracy": scores, "load": load, "memory": memory, "encoder": cost}
     finally:
         served.stop()
 

@@ -12,7 +12,7 @@ from typing import Dict, List, Sequence
 
 import aiohttp
 
-from clinic.evaluation import load_examples
+from clinic.evaluation import SETS, texts_of
 from clinic.facts import clinic_facts
 
 # A visitor asks a few questions, then a new visitor (conversation) starts:
@@ -22,8 +22,8 @@ REQUEST_TIMEOUT_SECONDS = 30
 
 
 def question_script(seed: int = 7) -> List[str]:
-    """Real visitors' questions: the held-out set, in a fixed shuffled order."""
-    questions = [text for text, _ in load_examples()]
+    """Visitors' messages: the held-out sets', in a fixed shuffled order."""
+    questions = [text for path in SETS.values() for text in texts_of(path)]
     random.Random(seed).shuffle(questions)
     return questions
 
@@ -75,12 +75,14 @@ def _problem(status: int, body) -> str:
     return ""
 
 
-async def _visitor(session, webhooks, turn_counter, questions, offset, run_id, deadline, result, kinds):
+async def _visitor(session, webhooks, turn_counter, questions, offset, deadline, result, kinds):
     asked = 0
     sender = ""
     while time.monotonic() < deadline:
         if asked % QUESTIONS_PER_CONVERSATION == 0:
-            sender = f"bench-{run_id}-{offset}-{asked}"
+            # A new visitor. The project issues ids (and answers with a new
+            # one for this); stock Rasa's REST channel takes the client's.
+            sender = uuid.uuid4().hex
         question = questions[(offset + asked) % len(questions)]
         webhook = webhooks[next(turn_counter) % len(webhooks)]  # round robin across servers
         asked += 1
@@ -89,6 +91,7 @@ async def _visitor(session, webhooks, turn_counter, questions, offset, run_id, d
             async with session.post(webhook, json={"sender": sender, "message": question}) as reply:
                 body = await reply.json(content_type=None) if reply.status == 200 else None
                 problem = _problem(reply.status, body)
+                sender = reply.headers.get("X-Conversation-Id") or sender
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
             problem = type(error).__name__
         if problem:
@@ -102,7 +105,6 @@ async def _visitor(session, webhooks, turn_counter, questions, offset, run_id, d
 async def _run(webhooks, questions, concurrency, seconds) -> LoadResult:
     result = LoadResult(concurrency=concurrency, seconds=0.0, answered=0, errors=0, servers=len(webhooks))
     kinds: Counter = Counter()
-    run_id = uuid.uuid4().hex[:8]
     turn_counter = itertools.count()
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
@@ -112,7 +114,7 @@ async def _run(webhooks, questions, concurrency, seconds) -> LoadResult:
         # each visitor starts at a different place in the script
         step = max(1, len(questions) // concurrency)
         await asyncio.gather(*(
-            _visitor(session, webhooks, turn_counter, questions, index * step, run_id, deadline, result, kinds)
+            _visitor(session, webhooks, turn_counter, questions, index * step, deadline, result, kinds)
             for index in range(concurrency)
         ))
         # requests sent before the deadline are waited for and counted
@@ -128,13 +130,11 @@ def run_load(webhooks: Sequence[str], questions: Sequence[str], concurrency: int
 async def _warm_up(webhooks, questions) -> int:
     failed = 0
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
-    run_id = uuid.uuid4().hex[:8]
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        for index, question in enumerate(questions):
+        for question in questions:
             for webhook in webhooks:
-                sender = f"bench-warm-up-{run_id}-{index // QUESTIONS_PER_CONVERSATION}"
                 try:
-                    async with session.post(webhook, json={"sender": sender, "message": question}) as reply:
+                    async with session.post(webhook, json={"sender": uuid.uuid4().hex, "message": question}) as reply:
                         failed += reply.status != 200
                         await reply.read()
                 except (aiohttp.ClientError, asyncio.TimeoutError):

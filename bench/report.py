@@ -3,6 +3,8 @@
 import math
 from typing import List, Tuple
 
+from clinic import quality
+
 MB = 1024 * 1024
 
 SETUP_NOTE = """\
@@ -22,9 +24,12 @@ the other. What differs:
 
 The project is served with `models/clinic.tar.gz` (what `make train` built);
 its training time is a separate retrain of the same configuration from
-scratch. Accuracy is the held-out set (`tests/nlu_held_out.yml`, never
-trained on) scored by `clinic.evaluation` on each served model
-(`/model/parse`). Speed is
+scratch. Accuracy is what a visitor gets (`clinic.evaluation`): each item of
+the held-out sets in `tests/held_out/` (never trained on) is a conversation
+with the served assistant over its REST webhook, right when its replies are
+the expected answers in order (an emergency: 911 first). "Real questions" is
+reworded public questions (several at once, follow-ups, red flags in lay
+words); "written" is the first version's set. Speed is
 closed-loop load: N visitors at once, each asking its next question (real
 visitors' phrasings from the held-out set, five per conversation) as soon as
 it has its answer. An error is any reply that is not an answer: a status
@@ -92,17 +97,29 @@ def _step(assistant: dict, concurrency: int) -> dict:
     return next(step for step in assistant["load"] if step["concurrency"] == concurrency)
 
 
+SET_TITLES = {"real": "real questions", "written": "written set"}
+
+
 def side_by_side(results: dict) -> List[str]:
     project, stock, training = results["project"], results["stock"], results["training"]
     rows = []
-    for key, label, fmt in [
-        ("accuracy", f"held-out accuracy, intent + answer ({project['accuracy']['total']} messages)", pct),
-        ("macro_f1", "macro F1", lambda v: f"{v:.3f}"),
-        ("out_of_scope_precision", "out-of-scope precision", pct),
-        ("out_of_scope_recall", "out-of-scope recall", pct),
-        ("red_flag_recall", "red-flag recall", pct),
-    ]:
-        rows.append([label, fmt(project["accuracy"][key]), fmt(stock["accuracy"][key]), ratio(project["accuracy"][key], stock["accuracy"][key])])
+    for name, title in SET_TITLES.items():
+        p, s = project["accuracy"][name], stock["accuracy"][name]
+        for key, label, fmt in [
+            ("accuracy", f"held-out accuracy, {title} ({p['total']} conversations)", pct),
+            ("macro_f1", f"macro F1, {title}", lambda v: f"{v:.3f}"),
+            ("red_flag_recall", f"red-flag recall, {title}", pct),
+            ("false_alarms", f"false 911 (non-emergencies), {title}", str),
+        ]:
+            rows.append([label, fmt(p[key]), fmt(s[key]), ratio(p[key], s[key])])
+    p, s = project["accuracy"]["written"], stock["accuracy"]["written"]
+    for key, label in [("out_of_scope_precision", "out-of-scope precision"), ("out_of_scope_recall", "out-of-scope recall")]:
+        rows.append([label, pct(p[key]), pct(s[key]), ratio(p[key], s[key])])
+    encoder = project.get("encoder") or {}
+    rows.append([
+        "sentence encoder, ms per message", f"{encoder.get('encoder_ms', float('nan')):.1f} of "
+        f"{encoder.get('parse_ms', float('nan')):.1f} ms per /model/parse", "none", "—",
+    ])
     def when(assistant: str) -> str:
         return f"kept from {training[assistant + '_trained_at']}" if training[assistant + "_reused"] else "this run"
 
@@ -164,16 +181,17 @@ def targets(results: dict) -> List[Tuple[str, str, str]]:
     project, stock, training, scaled = results["project"], results["stock"], results["training"], results["scaled"]
     top = max(results["concurrency"])
     found = []
-    gain = 100 * (project["accuracy"]["accuracy"] - stock["accuracy"]["accuracy"])
-    found.append((
-        "held-out accuracy at least 5 points above stock Rasa",
-        f"{gain:+.1f} points ({pct(project['accuracy']['accuracy'])} vs {pct(stock['accuracy']['accuracy'])})",
-        _verdict(gain >= 5, f"{5 - gain:.1f} points"),
-    ))
-    oos = project["accuracy"]["out_of_scope_precision"]
+    for name, title in SET_TITLES.items():
+        score = project["accuracy"][name]
+        problems = quality.shortfalls(name, score, target=True)
+        found.append((
+            f"{title}: at least {pct(quality.ACCURACY_TARGETS[name])} right, every emergency to 911, no false 911",
+            f"{pct(score['accuracy'])} (stock {pct(stock['accuracy'][name]['accuracy'])}), red-flag recall "
+            f"{pct(score['red_flag_recall'])}, {score['false_alarms']} false 911",
+            "met" if not problems else "missed by " + "; ".join(problems),
+        ))
+    oos = project["accuracy"]["written"]["out_of_scope_precision"]
     found.append(("out-of-scope precision at least 95%", pct(oos), _verdict(oos >= 0.95, f"{100 * (0.95 - oos):.1f} points")))
-    red = project["accuracy"]["red_flag_recall"]
-    found.append(("red-flag recall 100%", pct(red), _verdict(red >= 1.0, f"{100 * (1 - red):.1f} points")))
     p95, s95 = _step(project, 1)["p95"], _step(stock, 1)["p95"]
     times = p95 / s95 if _number(p95) and _number(s95) and s95 else float("inf")
     found.append((

@@ -73,6 +73,16 @@ SLOW_TEXT = "Sorry, that took me too long. Please send your message again in a m
 ERROR_TEXT = "Sorry, something went wrong on my side. Please try again, or call {clinic_phone}."
 
 
+class SmsOutput(CollectingOutputChannel):
+    """Collects a turn's replies for the TwiML answer. Named "sms", so a
+    response's `channel: sms` variation is the one a texter gets (Rasa's
+    collector calls itself "collector", which no variation names)."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "sms"
+
+
 class SignatureRejected(BadInput):
     status_code = 403
 
@@ -366,7 +376,7 @@ class SmsInput(InputChannel):
             payload = sms_text.chosen_option(body, await self.last_options(request, sender))
             if payload:
                 text, metadata = payload, {"sms_option": sms_text.option_number(body)}
-        collector = CollectingOutputChannel()
+        collector = SmsOutput()
         message = UserMessage(
             text, collector, sender, input_channel=self.name(), message_id=message_sid, metadata=metadata or None
         )

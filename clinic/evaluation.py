@@ -1,65 +1,117 @@
-"""Scores a trained model on a labelled NLU set (the held-out set).
+"""Scores the assistant on held-out sets by what a visitor gets: the replies.
 
-The score is about what the visitor would get, not only the intent: an FAQ
-counts as right only if the chosen answer is the right one, a muscle
-question only if the muscle is recognised, and an out-of-scope message is
-right when it is declined, as out of scope or as not understood (both
-answers decline it and point to what the assistant can help with).
-The held-out test, the benchmark and the staff console's publish gate all
-use this one scorer.
+Each item is a short conversation with a running assistant, over its REST
+webhook as a visitor sends it: its `context` messages first, then its
+`text`. The replies to `text` are read back from the conversation's tracker
+(Rasa's HTTP API), each bot message labelled with the answer it is
+(clinic/answers.py: the response it was made from, or the label an action
+gave it), leaving out what only goes with an answer (the disclaimer, an
+offer). An item is right when those labels are its `expect`, in order and
+each once; for an emergency, when the first reply is the emergency answer.
 
-    python -m clinic.evaluation MODEL [NLU_FILE]
+Two sets (tests/held_out/):
+- real_questions.yml: reworded real public questions (sources in
+  sources.yml), with several questions at once, follow-ups, red flags in
+  lay words, false alarms, Spanish;
+- written.yml: shorter phrasings written for the first version (Rasa NLU
+  format: each example expects its intent as the one answer; `ask_muscle`
+  is right for any muscle's answer).
+
+    python -m clinic.evaluation URL [SET ...]     # URL of a running assistant
+
+The held-out tests, the benchmark and the staff console's gate all use this.
 """
 
-import asyncio
 import json
+import os
 import sys
+import threading
+import time
+import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+import requests
 import yaml
 
 from clinic import PROJECT_ROOT
-from clinic.muscles import muscle_id_for
+from clinic.answers import ACCOMPANYING, EMERGENCY, FALLBACK, OUT_OF_SCOPE, response_label
+from clinic.nlu_data import nlu_examples
 
-HELD_OUT_FILE = PROJECT_ROOT / "tests" / "nlu_held_out.yml"
-RETRIEVAL_INTENTS = {"faq", "not_covered"}
-FALLBACK = "nlu_fallback"
-OUT_OF_SCOPE = "out_of_scope"
-EMERGENCY = "report_emergency"
+HELD_OUT_DIR = PROJECT_ROOT / "tests" / "held_out"
+REAL_SET = HELD_OUT_DIR / "real_questions.yml"
+SECOND_REAL_SET = HELD_OUT_DIR / "real_questions_2.yml"
+WRITTEN_SET = HELD_OUT_DIR / "written.yml"
+SETS = {"real": REAL_SET, "real_2": SECOND_REAL_SET, "written": WRITTEN_SET}
+WEBHOOK = "/webhooks/rest/webhook"
+TIMEOUT = 60
 
 
-def load_examples(path: Path = HELD_OUT_FILE) -> List[Tuple[str, str]]:
-    """(text, label) pairs from a Rasa NLU YAML file."""
+@dataclass
+class Item:
+    id: str
+    text: str
+    expect: List[str]
+    context: List[str] = field(default_factory=list)
+    kinds: List[str] = field(default_factory=list)
+
+
+def load_items(path: Path) -> List[Item]:
+    """A held-out set: `items:` (real_questions.yml) or Rasa NLU examples."""
     content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    pairs = []
-    for item in content.get("nlu") or []:
-        if "intent" not in item:
+    if "items" in content:
+        return [
+            Item(str(item["id"]), item["text"], list(item["expect"]), list(item.get("context") or []),
+                 list(item.get("kinds") or []))
+            for item in content["items"]
+        ]
+    return [Item(f"w{n:03d}", text, [intent]) for n, (text, intent) in enumerate(nlu_examples(path), 1)]
+
+
+def texts_of(path: Path, context: bool = True) -> List[str]:
+    """Every message a set sends; with context=False only the ones scored
+    (the earlier messages of a follow-up only set the scene)."""
+    return [text for item in load_items(path) for text in (item.context if context else []) + [item.text]]
+
+
+def reply_labels(events: Sequence[Dict[str, Any]]) -> List[str]:
+    """The answers in the bot messages after the last user message (Rasa's
+    tracker events as JSON), accompanying messages left out."""
+    start = max((i for i, event in enumerate(events) if event.get("event") == "user"), default=-1)
+    slots: Dict[str, Any] = {}
+    for event in events[: start + 1]:
+        if event.get("event") == "slot":
+            slots[event.get("name")] = event.get("value")
+    labels = []
+    for event in events[start + 1:]:
+        if event.get("event") == "slot":
+            slots[event.get("name")] = event.get("value")
+        if event.get("event") != "bot":
             continue
-        for line in item["examples"].splitlines():
-            if line.strip().startswith("- "):
-                pairs.append((line.strip()[2:].strip(), item["intent"]))
-    return pairs
-
-
-def answered_label(parse: dict) -> str:
-    """What the assistant would answer to a parsed message, as a label."""
-    intent = (parse.get("intent") or {}).get("name") or FALLBACK
-    if intent in RETRIEVAL_INTENTS:
-        selector = (parse.get("response_selector") or {}).get(intent) or {}
-        # a model without a selector per retrieval intent (stock Rasa) has one "default"
-        selector = selector or (parse.get("response_selector") or {}).get("default") or {}
-        return (selector.get("response") or {}).get("intent_response_key") or FALLBACK
-    if intent == "ask_muscle":
-        found = any(
-            muscle_id_for(entity.get("value"))
-            for entity in parse.get("entities") or []
-            if entity.get("entity") == "muscle"
+        metadata = event.get("metadata") or {}
+        label = metadata.get("answer") or response_label(
+            metadata.get("utter_action"), {**slots, **(metadata.get("slots") or {})}
         )
-        return intent if found else "faq/muscles_involved"
-    return intent
+        if label and label not in ACCOMPANYING:
+            labels.append(label)
+    return labels
+
+
+def _same(expected: str, got: str) -> bool:
+    if expected == got:
+        return True
+    if expected == "ask_muscle":
+        return got.startswith("muscle/")
+    return expected == OUT_OF_SCOPE and got == FALLBACK
+
+
+def is_right(expected: List[str], got: List[str]) -> bool:
+    if expected and expected[0] == EMERGENCY:
+        return bool(got) and got[0] == EMERGENCY
+    return len(expected) == len(got) and all(_same(e, g) for e, g in zip(expected, got))
 
 
 @dataclass
@@ -67,79 +119,148 @@ class Score:
     total: int
     accuracy: float
     macro_f1: float
+    red_flag_recall: float
+    # non-emergency messages sent to 911
+    false_alarms: int
     out_of_scope_precision: float
     out_of_scope_recall: float
-    red_flag_recall: float
-    errors: List[Dict[str, str]] = field(default_factory=list)
+    by_kind: Dict[str, float] = field(default_factory=dict)
+    errors: List[Dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
 
 
-def is_right(expected: str, predicted: str) -> bool:
-    return expected == predicted or (expected == OUT_OF_SCOPE and predicted == FALLBACK)
-
-
-def score(results: List[Tuple[str, str, str]]) -> Score:
-    """Scores (text, expected, predicted) triples.
-
-    Out-of-scope recall counts every declined out-of-scope message; its
-    precision is about the "I can only help with ..." answer itself: how
-    often a message given it really was out of scope."""
-    said_out_of_scope = [expected for _, expected, predicted in results if predicted == OUT_OF_SCOPE]
-    results = [
-        (text, expected, expected if is_right(expected, predicted) else predicted)
-        for text, expected, predicted in results
-    ]
-    labels = sorted({expected for _, expected, _ in results})
-    true_pos, predicted_count, expected_count = Counter(), Counter(), Counter()
-    for _, expected, predicted in results:
-        expected_count[expected] += 1
-        predicted_count[predicted] += 1
-        if expected == predicted:
-            true_pos[expected] += 1
-
-    def f1(label: str) -> float:
-        precision = true_pos[label] / predicted_count[label] if predicted_count[label] else 0.0
-        recall = true_pos[label] / expected_count[label] if expected_count[label] else 0.0
-        return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+def score(results: Iterable[Tuple[Item, List[str]]]) -> Score:
+    results = list(results)
 
     def ratio(numerator: int, denominator: int) -> float:
         return numerator / denominator if denominator else 1.0
 
+    right = [is_right(item.expect, got) for item, got in results]
+    # F1 per first expected answer, over what the first reply was
+    firsts = [
+        (item.expect[0], item.expect[0] if ok else (got[0] if got else "no reply"))
+        for (item, got), ok in zip(results, right)
+    ]
+    labels = sorted({expected for expected, _ in firsts})
+    true_pos = Counter(e for e, p in firsts if e == p)
+    predicted = Counter(p for _, p in firsts)
+    expected_count = Counter(e for e, _ in firsts)
+
+    def f1(label: str) -> float:
+        precision = ratio(true_pos[label], predicted[label]) if predicted[label] else 0.0
+        recall = ratio(true_pos[label], expected_count[label])
+        return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+    emergencies = [ok for (item, _), ok in zip(results, right) if item.expect[0] == EMERGENCY]
+    false_alarms = sum(1 for item, got in results if item.expect[0] != EMERGENCY and EMERGENCY in got)
+    said_out_of_scope = [item.expect[0] for item, got in results if got[:1] == [OUT_OF_SCOPE]]
+    out_of_scope = [ok for (item, _), ok in zip(results, right) if item.expect[0] == OUT_OF_SCOPE]
+    kinds = sorted({kind for item, _ in results for kind in item.kinds})
+    by_kind = {
+        kind: round(ratio(sum(ok for (item, _), ok in zip(results, right) if kind in item.kinds),
+                          sum(1 for item, _ in results if kind in item.kinds)), 4)
+        for kind in kinds
+    }
     return Score(
         total=len(results),
-        accuracy=ratio(sum(true_pos.values()), len(results)),
+        accuracy=ratio(sum(right), len(results)),
         macro_f1=sum(f1(label) for label in labels) / len(labels) if labels else 0.0,
+        red_flag_recall=ratio(sum(emergencies), len(emergencies)),
+        false_alarms=false_alarms,
         out_of_scope_precision=ratio(said_out_of_scope.count(OUT_OF_SCOPE), len(said_out_of_scope)),
-        out_of_scope_recall=ratio(true_pos[OUT_OF_SCOPE], expected_count[OUT_OF_SCOPE]),
-        red_flag_recall=ratio(true_pos[EMERGENCY], expected_count[EMERGENCY]),
+        out_of_scope_recall=ratio(sum(out_of_scope), len(out_of_scope)),
+        by_kind=by_kind,
         errors=[
-            {"text": text, "expected": expected, "predicted": predicted}
-            for text, expected, predicted in results
-            if expected != predicted
+            {"id": item.id, "context": item.context, "text": item.text, "expected": item.expect, "got": got}
+            for (item, got), ok in zip(results, right)
+            if not ok
         ],
     )
 
 
-async def evaluate(model_path: Path, examples: Optional[List[Tuple[str, str]]] = None) -> Score:
-    import logging
+def erasure_confirmations() -> List[str]:
+    """The texts confirming "forget me" (after which no tracker is left to read)."""
+    from clinic.facts import fill
 
-    from rasa.core.agent import Agent
-    from rasa.utils.log_utils import configure_structlog
+    domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
+    return [fill(variation["text"]) for variation in domain["responses"]["utter_erasure_result"]]
 
-    configure_structlog(logging.WARNING)  # no per-message debug lines on stdout
-    agent = Agent.load(str(model_path))
-    results = []
-    for text, expected in examples or load_examples():
-        parse = await agent.parse_message(text)
-        results.append((text, expected, answered_label(parse)))
-    return score(results)
+
+class Visitor:
+    """Talks to a running assistant over REST, as a new visitor."""
+
+    def __init__(self, session: requests.Session, base_url: str, token: str) -> None:
+        self.session, self.base_url, self.token = session, base_url.rstrip("/"), token
+        # This assistant issues ids (a first message with any other one
+        # starts a new conversation, whose id comes back); stock Rasa's REST
+        # channel takes the client's own.
+        self.conversation_id = uuid.uuid4().hex
+        self.last_reply: List[Dict[str, Any]] = []
+
+    def say(self, text: str) -> None:
+        body = {"sender": self.conversation_id, "message": text}
+        reply = self.session.post(self.base_url + WEBHOOK, json=body, timeout=TIMEOUT)
+        reply.raise_for_status()
+        self.conversation_id = reply.headers.get("X-Conversation-Id") or self.conversation_id
+        self.last_reply = reply.json()
+
+    def labels(self, erased: List[str]) -> List[str]:
+        """The labels of the last reply; an erased conversation has no tracker
+        left, so its reply is recognised by its text."""
+        events = self.events()
+        started_over = not any(event.get("event") == "user" for event in events)
+        if started_over and any(message.get("text") in erased for message in self.last_reply):
+            return ["request_data_erasure"]
+        return reply_labels(events)
+
+    def events(self) -> List[Dict[str, Any]]:
+        reply = self.session.get(
+            f"{self.base_url}/conversations/{self.conversation_id}/tracker",
+            params={"token": self.token}, timeout=TIMEOUT,
+        )
+        reply.raise_for_status()
+        return reply.json().get("events") or []
+
+
+# Conversations at once: a server runs a few turns at a time (channels/turn_guard.py).
+WORKERS = 4
+
+
+def run(base_url: str, token: str, items: Sequence[Item], workers: int = WORKERS) -> List[Tuple[Item, List[str]]]:
+    """Each item as a new visitor's conversation: (item, the reply's labels), in order."""
+    erased = erasure_confirmations()
+    local = threading.local()
+
+    def converse(item: Item) -> Tuple[Item, List[str]]:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        visitor = Visitor(local.session, base_url, token)
+        for text in item.context + [item.text]:
+            visitor.say(text)
+        return item, visitor.labels(erased)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(converse, items))
+
+
+def evaluate(base_url: str, token: str, path: Path) -> Score:
+    return score(run(base_url, token, load_items(path)))
+
+
+def main(argv: List[str]) -> int:
+    if len(argv) < 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    token = os.environ.get("RASA_API_TOKEN") or (PROJECT_ROOT / "var" / "api_token").read_text().strip()
+    paths = [Path(p) for p in argv[1:]] or list(SETS.values())
+    started = time.monotonic()
+    scores = {str(path): evaluate(argv[0], token, path).as_dict() for path in paths}
+    scores["seconds"] = round(time.monotonic() - started, 1)
+    print(json.dumps(scores, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3):
-        sys.exit(__doc__)
-    examples = load_examples(Path(sys.argv[2])) if len(sys.argv) == 3 else None
-    result = asyncio.run(evaluate(Path(sys.argv[1]), examples))
-    print(json.dumps(result.as_dict(), indent=2))
+    sys.exit(main(sys.argv[1:]))

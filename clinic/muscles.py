@@ -22,6 +22,11 @@ def answer_ids() -> List[str]:
     return list(content["muscles"]) + list(content.get("groups") or {})
 
 
+def group_ids() -> List[str]:
+    """The ids that stand for several muscles ("glutes", "erector_spinae")."""
+    return list(_load().get("groups") or {})
+
+
 @lru_cache(maxsize=1)
 def load_muscle_names() -> Dict[str, str]:
     """Every known name (lower case) -> the id of its answer."""

@@ -3,6 +3,12 @@
 Registered in endpoints.yml (`nlg: type: clinic.nlg.ClinicNLG`), so a response
 or FAQ answer can say {clinic_phone} and data/clinic.yml stays the one place
 where the phone number is written.
+
+An action may also ask for a response as if some slots had other values,
+`dispatcher.utter_message(response="utter_muscle", slots={"muscle_id":
+"hamstrings"})`: Rasa renders an action's responses before it applies the
+action's events, so this is how one action sends several variations of a
+conditional response (a muscle's answer, an answer's "more" variation).
 """
 
 from typing import Any, Dict, Optional, Text
@@ -34,11 +40,16 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
         output_channel: Text,
         **kwargs: Any,
     ) -> Optional[Dict[Text, Any]]:
+        overrides = kwargs.pop("slots", None)
         if utter_action == ERASURE_RESULT and erasure_outcome(tracker) is False:
             # The erase action failed or never reached the action server (its
             # slot then keeps its initial "not failed"): never confirm that.
+            overrides = {**(overrides or {}), ERASURE_FAILED_SLOT: True}
+        if isinstance(overrides, dict) and overrides:
             tracker = tracker.copy()
-            tracker.update(SlotSet(ERASURE_FAILED_SLOT, True))
+            for name, value in overrides.items():
+                if name in tracker.slots:
+                    tracker.update(SlotSet(name, value))
         return await super().generate(
             utter_action, tracker, output_channel, **{**self.facts, **kwargs}
         )

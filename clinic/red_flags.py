@@ -5,6 +5,7 @@ travel with the training data into the model; this module matches them.
 """
 
 import re
+from functools import lru_cache
 from typing import Dict, Iterable, List, Tuple
 
 import yaml
@@ -12,15 +13,25 @@ import yaml
 from clinic import DATA_DIR
 
 RED_FLAGS_FILE = DATA_DIR / "nlu" / "red_flags.yml"
+SPELLING_FILE = DATA_DIR / "spacy" / "spelling.yml"
 PATTERN_PREFIX = "red_flag_"
 EMERGENCY_INTENT = "report_emergency"
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 
 
+@lru_cache(maxsize=1)
+def _spellings() -> Dict[str, str]:
+    content = yaml.safe_load(SPELLING_FILE.read_text(encoding="utf-8")) or {}
+    return {str(wrong).lower(): str(right).lower() for wrong, right in (content.get("corrections") or {}).items()}
+
+
 def normalize(text: str) -> str:
-    """Lower case, straight apostrophes, single spaces: what patterns expect."""
-    return " ".join((text or "").translate(_QUOTES).lower().split())
+    """Lower case, straight apostrophes, single spaces, texting shorthand and
+    typos spelled out (data/spacy/spelling.yml): what patterns expect."""
+    words = (text or "").translate(_QUOTES).lower().split()
+    spellings = _spellings()
+    return " ".join(spellings.get(word, word) for word in words)
 
 
 def load_patterns(path=RED_FLAGS_FILE) -> Dict[str, List[str]]:

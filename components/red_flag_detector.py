@@ -1,8 +1,22 @@
-"""Routes any message naming a red-flag symptom to `report_emergency`.
+"""Decides which messages are emergencies: `report_emergency`, 911 first.
 
-It runs after the classifiers, on every message, so an emergency can never
-slip through a low-confidence or wrong prediction: the patterns in
-data/nlu/red_flags.yml decide, whatever the model thought.
+It runs after the classifiers and before FallbackClassifier, on every
+message and on each of its parts
+(components/questions.py), so a red flag anywhere wins over everything:
+
+- the deterministic net: the patterns in data/nlu/red_flags.yml (symptoms
+  in lay words, texting shorthand spelled out); any match is an emergency,
+  whatever the model thought;
+- meaning: the classifier's own `report_emergency`, when it is at least
+  `meaning_threshold` sure. Below that it is not trusted: the classifier
+  learned that emergencies are long first-person descriptions of pain, and
+  gave up to 0.94 to "is dry needling worth trying? I've got nothing left to
+  lose" and "did the needling make my sciatica worse? the pain is a bit
+  stronger" (real emergencies without a pattern: 0.998 and up). Below it,
+  `report_emergency` is taken out of the ranking and the other intents'
+  confidences renormalised, so the question is answered (or, when still
+  unsure, admitted by FallbackClassifier after this) rather than the
+  visitor sent to the emergency room for it.
 """
 
 from typing import Any, Dict, List, Optional, Text
@@ -19,6 +33,8 @@ import rasa.shared.utils.io
 
 from clinic.red_flags import EMERGENCY_INTENT, PATTERN_PREFIX, RedFlagMatcher
 
+MEANING_FLAG = "meaning"
+
 PATTERNS_FILE = "red_flag_patterns.json"
 RED_FLAGS_KEY = "red_flags"
 
@@ -29,16 +45,24 @@ RED_FLAGS_KEY = "red_flags"
 class RedFlagDetector(GraphComponent, IntentClassifier):
     """Overrides the predicted intent when a red-flag pattern matches."""
 
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        # How sure the classifier must be of `report_emergency` on its own.
+        return {"meaning_threshold": 0.98}
+
     def __init__(
         self,
         model_storage: ModelStorage,
         resource: Resource,
         patterns: Optional[List[List[Text]]] = None,
+        config: Optional[Dict[Text, Any]] = None,
     ) -> None:
         self._model_storage = model_storage
         self._resource = resource
         self._patterns = patterns or []
         self._matcher = RedFlagMatcher(tuple(p) for p in self._patterns)
+        config = {**self.get_default_config(), **(config or {})}
+        self._meaning_threshold = config["meaning_threshold"]
 
     @classmethod
     def create(
@@ -48,7 +72,7 @@ class RedFlagDetector(GraphComponent, IntentClassifier):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> "RedFlagDetector":
-        return cls(model_storage, resource)
+        return cls(model_storage, resource, config=config)
 
     def train(self, training_data: TrainingData) -> Resource:
         """Keeps the red-flag regexes of the training data inside the model."""
@@ -74,23 +98,39 @@ class RedFlagDetector(GraphComponent, IntentClassifier):
     ) -> "RedFlagDetector":
         with model_storage.read_from(resource) as directory:
             patterns = rasa.shared.utils.io.read_json_file(directory / PATTERNS_FILE)
-        return cls(model_storage, resource, patterns)
+        return cls(model_storage, resource, patterns, config)
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             red_flags = self._matcher.find(message.get(TEXT) or "")
-            if not red_flags:
-                continue
-            intent = {"name": EMERGENCY_INTENT, "confidence": 1.0}
-            ranking = [
-                entry
-                for entry in message.get(INTENT_RANKING_KEY) or []
-                if entry.get("name") != EMERGENCY_INTENT
-            ]
-            message.set(INTENT, intent, add_to_output=True)
-            message.set(INTENT_RANKING_KEY, [intent] + ranking, add_to_output=True)
-            message.set(RED_FLAGS_KEY, red_flags, add_to_output=True)
+            ranking = message.get(INTENT_RANKING_KEY) or []
+            meaning = next((e.get("confidence") or 0.0 for e in ranking if e.get("name") == EMERGENCY_INTENT), 0.0)
+            if not red_flags and meaning >= self._meaning_threshold:
+                red_flags = [MEANING_FLAG]
+            others = [entry for entry in ranking if entry.get("name") != EMERGENCY_INTENT]
+            if red_flags:
+                emergency = {"name": EMERGENCY_INTENT, "confidence": 1.0}
+                # the others no longer count (FallbackClassifier would see two close intents)
+                others = [{**entry, "confidence": 0.0} for entry in others]
+                message.set(INTENT, emergency, add_to_output=True)
+                message.set(INTENT_RANKING_KEY, [emergency] + others, add_to_output=True)
+                message.set(RED_FLAGS_KEY, red_flags, add_to_output=True)
+            elif meaning > 0.0 and others:
+                self._without_emergency(message, others, 1.0 - meaning)
         return messages
+
+    @staticmethod
+    def _without_emergency(message: Message, others: List[Dict[Text, Any]], rest: float) -> None:
+        """The prediction as if `report_emergency` were not among the intents:
+        the others' confidences renormalised, FallbackClassifier decides next."""
+        ranking = [{**entry, "confidence": min(1.0, (entry.get("confidence") or 0.0) / rest)} for entry in others]
+        intent = message.get(INTENT) or {}
+        if intent.get("name") == EMERGENCY_INTENT:
+            intent = ranking[0]
+        else:
+            intent = next((entry for entry in ranking if entry.get("name") == intent.get("name")), ranking[0])
+        message.set(INTENT, intent, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         return training_data

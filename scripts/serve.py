@@ -98,6 +98,22 @@ def unreachable_services(endpoints_text: str, env: dict) -> list:
     return problems
 
 
+def encoder_problem() -> str:
+    """Why the sentence encoder config.yml names must not be used ("" when it
+    may): a file not byte-identical to the upstream release (scripts/encoder.yml)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import fetch_encoder
+
+    config = yaml.safe_load((ROOT / "config.yml").read_text())
+    for component in config.get("pipeline") or []:
+        if "model_weights" in component:
+            try:
+                fetch_encoder.verify(ROOT / component["model_weights"], fetch_encoder.load_spec())
+            except fetch_encoder.HashMismatch as error:
+                return f"{error} (run `make setup` to fetch it again)"
+    return ""
+
+
 # More restarts than this within the window mean something is broken for good.
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 300
@@ -139,6 +155,9 @@ def main() -> int:
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     problems = unreachable_services(Path(args.endpoints).read_text(), env)
+    problem = encoder_problem()
+    if problem:
+        problems.append(f"the sentence encoder: {problem}")
     if problems:
         for problem in problems:
             print(f"Cannot start: {problem}", file=sys.stderr)

@@ -32,8 +32,9 @@ from staff.training_data import TrainingData
 
 # Intent payloads skip the NLU: the booking intent's rule runs action_booking_details
 # (a custom action), and "forget me" erases the probe conversation afterwards.
+# The "Book a visit" button's payload: a command the assistant issues itself.
 CHECK_MESSAGE = "/book_appointment"
-ERASE_MESSAGE = "/request_data_erasure"
+ERASE_INTENT = "request_data_erasure"
 _in_process = threading.Lock()
 
 
@@ -190,7 +191,7 @@ class Publisher:
         finally:
             try:  # the probe conversation is not a visitor's: erase it
                 if probe:
-                    self.servers.say(url, ERASE_MESSAGE, probe)
+                    self.servers.trigger_intent(url, probe, ERASE_INTENT)
             except RasaUnavailable:
                 pass
 

@@ -26,6 +26,7 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
+from clinic.evaluation import SETS, texts_of
 from clinic.facts import PLACEHOLDER
 
 RETRIEVAL_INTENTS = ("faq", "not_covered")
@@ -152,10 +153,13 @@ def _examples(block) -> List[str]:
 class TrainingData:
     """The training data of one project directory (the real one, or a copy in tests)."""
 
-    def __init__(self, project_dir: Path, held_out_file: Optional[Path] = None):
+    def __init__(self, project_dir: Path, held_out_dir: Optional[Path] = None):
         self.project_dir = Path(project_dir)
         self.nlu_dir = self.project_dir / "data" / "nlu"
-        self.held_out_file = held_out_file or self.project_dir / "tests" / "nlu_held_out.yml"
+        # the held-out sets (clinic.evaluation.SETS) of this project, or of another one
+        self.held_out_files = [
+            (held_out_dir or self.project_dir / "tests" / "held_out") / path.name for path in SETS.values()
+        ]
         self.lock_file = self.project_dir / "models" / ".staff-edit.lock"
 
     # ---- reading ----
@@ -209,12 +213,12 @@ class TrainingData:
         return found
 
     def held_out_keys(self) -> Dict[str, str]:
-        if not self.held_out_file.exists():
-            return {}
+        """Every message of the held-out sets -> the set's file name."""
         found = {}
-        for item in self._load(self.held_out_file).get("nlu") or []:
-            for example in _examples(item.get("examples")):
-                found[example_key(example)] = item.get("intent", "")
+        for path in self.held_out_files:
+            if path.exists():
+                for text in texts_of(path, context=False):
+                    found.setdefault(example_key(text), path.name)
         return found
 
     def domain_intents(self) -> List[str]:

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from clinic import DATA_DIR, PROJECT_ROOT
-from clinic.evaluation import HELD_OUT_FILE, load_examples
+from clinic.evaluation import SETS, texts_of
+from clinic.nlu_data import nlu_examples
 from clinic.facts import clinic_facts, fill
 
 NLU_FILES = sorted((DATA_DIR / "nlu").glob("*.yml"))
@@ -21,7 +22,7 @@ ISSUE_TOPICS = {
     "dry_needling_vs_acupuncture", "soreness_after", "does_it_help", "how_many_sessions",
     "research_sources", "practitioner",
 }
-NOT_COVERED_TOPICS = {"prices", "insurance", "hours", "location", "session_length", "other_conditions"}
+NOT_COVERED_TOPICS = {"prices", "insurance", "hours", "location", "session_length", "other_conditions", "policies"}
 MAX_ANSWER_LENGTH = 600
 
 
@@ -35,7 +36,7 @@ def _key(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def training_examples():
-    return [pair for path in NLU_FILES for pair in load_examples(path)]
+    return [pair for path in NLU_FILES for pair in nlu_examples(path)]
 
 
 @pytest.fixture(scope="module")
@@ -101,11 +102,12 @@ def test_no_example_is_repeated_across_intents(training_examples):
     assert {text: found for text, found in labels.items() if len(found) > 1} == {}
 
 
-def test_held_out_set_is_large_and_never_trained_on(training_examples):
-    held_out = load_examples(HELD_OUT_FILE)
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_held_out_sets_are_large_and_never_trained_on(training_examples, name):
+    held_out = texts_of(SETS[name], context=False)
     assert len(held_out) >= 150
     trained = {_key(text) for text, _ in training_examples}
-    assert [text for text, _ in held_out if _key(text) in trained] == []
+    assert [text for text in held_out if _key(text) in trained] == []
 
 
 def test_clinic_phone_is_written_in_one_file_only():
@@ -123,3 +125,26 @@ def test_clinic_phone_is_written_in_one_file_only():
         if not path.startswith(("tests/", "bench/")) and re.search(pattern, (PROJECT_ROOT / path).read_text(errors="ignore")):
             tracked.append(path)
     assert sorted(set(tracked)) == ["data/clinic.yml"]
+
+
+def test_no_answer_opens_with_yes(responses):
+    """A "Yes" answers only the question it was written for; the classifier
+    may pick the answer for a question asked the other way round ("can it
+    make sciatica worse?"). So answers start with what is so."""
+    for name, variations in responses.items():
+        for variation in variations:
+            assert not re.match(r"\W*yes\b", variation.get("text") or "", re.I), name
+
+
+def test_after_effects_answers_do_not_send_anyone_to_911(responses):
+    """Soreness, a twitch, a bruise are normal: their answers never say 911."""
+    for name in ("utter_faq/soreness_after", "utter_faq/worse_after", "utter_faq/safety"):
+        for variation in responses[name]:
+            assert "911" not in variation["text"] and "emergency room" not in variation["text"], name
+
+
+def test_every_faq_has_a_longer_version_for_tell_me_more(responses):
+    for name, variations in responses.items():
+        if name.startswith("utter_faq/"):
+            details = {c["value"] for v in variations for c in v.get("condition") or [] if c["name"] == "detail"}
+            assert "more" in details, name

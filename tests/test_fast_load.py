@@ -8,7 +8,7 @@ import pytest
 from rasa.core.agent import Agent
 from rasa.nlu.classifiers.diet_classifier import DIETClassifier
 
-from clinic.evaluation import load_examples
+from clinic.evaluation import WRITTEN_SET, texts_of
 from components import fast_load
 
 QUESTIONS = 40
@@ -39,7 +39,7 @@ def _answers(parse):
 
 @pytest.fixture(scope="module")
 def texts():
-    return [text for text, _ in load_examples()][:QUESTIONS]
+    return texts_of(WRITTEN_SET)[:QUESTIONS]
 
 
 def test_loads_without_a_training_graph_and_predicts_through_a_traced_one(trained_model):

@@ -68,10 +68,10 @@ def test_normalize_straightens_quotes_and_case():
 
 def test_every_emergency_training_example_matches_a_pattern(matcher):
     """The classifier learns from these; the patterns must not depend on it."""
-    from clinic.evaluation import load_examples
     from clinic import DATA_DIR
+    from clinic.nlu_data import nlu_examples
 
-    examples = [text for text, label in load_examples(DATA_DIR / "nlu" / "safety.yml") if label == "report_emergency"]
+    examples = [text for text, label in nlu_examples(DATA_DIR / "nlu" / "safety.yml") if label == "report_emergency"]
     assert len(examples) >= 40
     assert [text for text in examples if not matcher.find(text)] == []
 

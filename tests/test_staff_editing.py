@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from clinic import PROJECT_ROOT
+from clinic.evaluation import REAL_SET, load_items
 from staff.training_data import (
     MAX_ANSWER_CHARS, MIN_EXAMPLES_PER_ANSWER, EditRefused, TrainingData, _dump, _round_trip, example_key,
 )
@@ -54,8 +55,7 @@ def project(tmp_path) -> Path:
     """A copy of the files the editor reads and writes."""
     shutil.copytree(PROJECT_ROOT / "data", tmp_path / "data")
     shutil.copy2(PROJECT_ROOT / "domain.yml", tmp_path / "domain.yml")
-    (tmp_path / "tests").mkdir()
-    shutil.copy2(PROJECT_ROOT / "tests" / "nlu_held_out.yml", tmp_path / "tests" / "nlu_held_out.yml")
+    shutil.copytree(PROJECT_ROOT / "tests" / "held_out", tmp_path / "tests" / "held_out")
     (tmp_path / "data" / "nlu" / "faq_zz_first_visit_feel.yml").write_text(COMMENTED_FAQ)
     return tmp_path
 
@@ -70,10 +70,9 @@ def faq_file(project: Path) -> Path:
 
 
 def held_out_example(label_prefix: str = "faq/") -> str:
-    content = yaml.safe_load((PROJECT_ROOT / "tests" / "nlu_held_out.yml").read_text())
-    for item in content["nlu"]:
-        if item["intent"].startswith(label_prefix):
-            return item["examples"].splitlines()[0][2:].strip()
+    for item in load_items(REAL_SET):
+        if item.expect[0].startswith(label_prefix) and not item.context:
+            return item.text
     raise AssertionError("the held-out set has no FAQ example")
 
 

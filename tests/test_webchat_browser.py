@@ -482,4 +482,4 @@ def test_the_socket_takes_listed_origins_only(embedding_assistant, plain_site, t
     for origin in (f"http://127.0.0.1:{plain_site.server_port + 1}", "https://127.0.0.1", "null"):
         with ChatVisitor(embedding_assistant.url, origin=origin, transports=[transport]) as visitor:
             with pytest.raises(socketio.exceptions.ConnectionError):
-                visitor.start()
+                visitor.start(timeout=3)

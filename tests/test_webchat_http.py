@@ -129,7 +129,7 @@ def test_the_socket_refuses_other_origins_and_says_so_in_the_log(assistant, tran
     elsewhere = f"http://elsewhere-{transport}.example"
     with ChatVisitor(assistant.url, origin=elsewhere, transports=[transport]) as visitor:
         with pytest.raises(socketio.exceptions.ConnectionError):
-            visitor.start()
+            visitor.start(timeout=3)
     with ChatVisitor(assistant.url, origin=assistant.url, transports=[transport]) as visitor:
         assert visitor.start()  # the chat page's own origin
     deadline = time.monotonic() + 10

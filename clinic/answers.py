@@ -1,0 +1,107 @@
+"""What the assistant answers, as a label: one vocabulary for the NLU's
+predictions, the actions, the evaluation and the staff console.
+
+A label names an answer, not an intent: "faq/soreness_after",
+"not_covered/prices", "muscle/hamstrings", or an intent whose answer is a
+fixed response ("book_appointment", "report_emergency", "greet"...).
+"""
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from clinic.muscles import group_ids, muscle_id_for
+
+RETRIEVAL_INTENTS = ("faq", "not_covered")
+MUSCLE_INTENT = "ask_muscle"
+FALLBACK = "nlu_fallback"
+OUT_OF_SCOPE = "out_of_scope"
+EMERGENCY = "report_emergency"
+# A muscle question naming no muscle the posts explain gets their list.
+NO_MUSCLE_NAMED = "faq/muscles_involved"
+# Answers that are not health information (no medical disclaimer with them).
+NON_HEALTH_LABELS = {"faq/practitioner", "book_appointment"}
+# Messages that go with an answer rather than being one.
+DISCLAIMER = "disclaimer"
+OFFER = "offer"
+ACCOMPANYING = {DISCLAIMER, OFFER}
+
+
+def muscle_ids(parse: Dict[str, Any]) -> List[str]:
+    """The answer ids of the muscles a parsed message names, no repeats: the
+    muscles named in order, then the groups ("my butt" is the glutes), so
+    "deep ache in my butt, is it the piriformis?" is about the piriformis."""
+    found: List[str] = []
+    for entity in parse.get("entities") or []:
+        if entity.get("entity") == "muscle":
+            muscle_id = muscle_id_for(entity.get("value"))
+            if muscle_id and muscle_id not in found:
+                found.append(muscle_id)
+    groups = set(group_ids())
+    return [m for m in found if m not in groups] + [m for m in found if m in groups]
+
+
+def answer_and_confidence(parse: Dict[str, Any]) -> Tuple[str, float]:
+    """(label, confidence) of what the assistant answers to a parsed message.
+    For a retrieval intent the confidence is the lower of the intent's and
+    the chosen answer's."""
+    intent = parse.get("intent") or {}
+    name = intent.get("name") or FALLBACK
+    confidence = float(intent.get("confidence") or 0.0)
+    if name in RETRIEVAL_INTENTS:
+        selectors = parse.get("response_selector") or {}
+        # a model without a selector per retrieval intent (stock Rasa) has one "default"
+        selector = selectors.get(name) or selectors.get("default") or {}
+        response = selector.get("response") or {}
+        label = response.get("intent_response_key")
+        if not label:
+            return FALLBACK, confidence
+        return label, min(confidence, float(response.get("confidence") or 0.0))
+    if name == MUSCLE_INTENT:
+        muscles = muscle_ids(parse)
+        return ("muscle/" + muscles[0] if muscles else NO_MUSCLE_NAMED), confidence
+    return name, confidence
+
+
+def answer_label(parse: Dict[str, Any]) -> str:
+    """What the assistant answers to a parsed message, as a label."""
+    return answer_and_confidence(parse)[0]
+
+
+def question_labels(parse: Dict[str, Any]) -> List[str]:
+    """Every answer a parsed message asks for, in order: its questions
+    (components/questions.py) and the further muscles it names."""
+    questions = parse.get("questions") or []
+    labels = [question["answer"] for question in questions] or [answer_label(parse)]
+    if labels[0].startswith("muscle/"):
+        # "the QL and the glute medius": each muscle named, not the body parts around them
+        groups = set(group_ids())
+        labels += ["muscle/" + muscle for muscle in muscle_ids(parse)[1:] if muscle not in groups]
+    unique: List[str] = []
+    for label in labels:
+        if label not in unique:
+            unique.append(label)
+    return unique
+
+
+def response_label(response: Optional[str], slots: Optional[Dict[str, Any]] = None) -> Optional[str]:
+    """The label of a bot message from the response it was made from
+    ("utter_faq/safety" -> "faq/safety"); DISCLAIMER or OFFER for messages
+    that go with an answer; None when unknown."""
+    if not response:
+        return None
+    if response.startswith("utter_") and "/" in response:
+        return response[len("utter_"):]
+    if response == "utter_muscle":
+        muscle = (slots or {}).get("muscle_id")
+        return "muscle/" + muscle if muscle else NO_MUSCLE_NAMED
+    return RESPONSE_LABELS.get(response, response[len("utter_"):] if response.startswith("utter_") else None)
+
+
+# Responses whose name is not "utter_<label>".
+RESPONSE_LABELS = {
+    "utter_emergency": EMERGENCY,
+    "utter_erasure_result": "request_data_erasure",
+    "utter_default": FALLBACK,
+    "utter_spanish": "speak_spanish",
+    "utter_help": "ask_help",
+    "utter_offer_booking": OFFER,
+}

@@ -1,0 +1,19 @@
+"""Reads the examples of Rasa NLU YAML files (data/nlu/, the written held-out set)."""
+
+from pathlib import Path
+from typing import List, Tuple
+
+import yaml
+
+
+def nlu_examples(path: Path) -> List[Tuple[str, str]]:
+    """(text, intent) of every example in a Rasa NLU YAML file, in order."""
+    content = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    pairs = []
+    for block in content.get("nlu") or []:
+        if "intent" not in block:
+            continue
+        for line in block["examples"].splitlines():
+            if line.strip().startswith("- "):
+                pairs.append((line.strip()[2:].strip(), block["intent"]))
+    return pairs
