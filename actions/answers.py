@@ -100,6 +100,9 @@ class ActionCompleteAnswer(Action):
         ):
             dispatcher.utter_message(text=clinic_facts()["booking_offer"], answer=OFFER)
             offer = BOOKING_OFFER
+        elif "book_appointment" in labels:
+            # "sure, let's do it" after the booking details: how to book, again
+            offer = BOOKING_OFFER
         return events + [SlotSet(TOPIC_SLOT, labels[-1]), SlotSet(OFFERED_SLOT, offer)]
 
 

@@ -7,9 +7,12 @@ classify the questions in it too, with the same trained models:
 
 - `QuestionSplitter` (first in the pipeline) cuts the text into sentences,
   and a sentence into clauses where "and", "also" or "plus" starts a new
-  question ("... and how many sessions ..."). Each part is added to the
-  batch the pipeline processes, so every classifier and selector predicts it
-  as if it were a message of its own.
+  question ("... and how many sessions ..."). A question joining two things
+  with "and" ("can it help with the pain and the numbness?") also gets one
+  variant per thing ("can it help with the pain", "can it help with the
+  numbness?"). Each part is added to the batch the pipeline processes, so
+  every classifier and selector predicts it as if it were a message of its
+  own.
 - `QuestionMerger` (after the classifiers, before the red-flag check) takes
   the parts out of the batch again and decides what the message asks:
   - any part, or the whole, understood as an emergency: the emergency,
@@ -18,7 +21,12 @@ classify the questions in it too, with the same trained models:
     first words) and have different confident answers: `questions`, in the
     order asked, at most MAX_QUESTIONS; the message's own prediction
     becomes the first one's, so Rasa's rules answer it first and
-    `action_answer_other_questions` answers the rest;
+    `action_complete_answer` answers the rest. The two variants of an
+    "and" question count as two questions when each is confidently
+    understood, differently, and the whole question as one of them. A
+    question that refers back to a muscle ("what is the piriformis and why
+    does it pinch the nerve?", "... is it always the piriformis?") asks
+    about the same thing: the muscle's answer covers it;
   - one question among sentences of context: its prediction, when it is
     confident and the whole message's is not, or the two disagree and the
     question's is the more confident.
@@ -28,7 +36,7 @@ At training time neither does anything.
 """
 
 import re
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -66,14 +74,60 @@ ANSWER_INTENTS = {"faq", "not_covered", "ask_muscle", "book_appointment", "ask_p
 EMERGENCY_INTENT = "report_emergency"
 
 
+# Questions listed with commas start with one of these ("if it hurts, is
+# that normal?" is one question).
+_STARTS_AS_QUESTION = re.compile(
+    r"(?:how|what|whats|what's|which|who|where|when|why|is|are|can|could|do|does|did|will|would|should)\b",
+    re.IGNORECASE,
+)
+_COMMA = re.compile(r",\s*")
+# "A and B" inside one question: the variant for B repeats the words up to
+# the last of these before A ("help with the pain and the numbness").
+_CONJUNCTION = re.compile(r"\s+(?:and|&)\s+(?!" + _QUESTION_START + ")", re.IGNORECASE)
+_ANCHOR = re.compile(
+    r"\b(?:with|for|on|about|help|helps|improve|reduce|treat|fix|ease|relieve|good for|work for)\b", re.IGNORECASE
+)
+# Words that point back to what the previous question was about.
+_BACK_REFERENCE = re.compile(r"\b(?:it|its|that|this|they|them|those|these)\b", re.IGNORECASE)
+# Answers about a muscle and what it does to the sciatic nerve.
+MUSCLE_ANSWERS = ("muscle/", "faq/muscles_involved", "faq/sciatica_causes")
+VARIANTS_KEY = "question_variants"
+
+
+def conjunct_variants(clause: Text) -> List[Text]:
+    """[the question about A, the question about B] for a question "... A and
+    B ..." with one "and"; [] when it is not such a question."""
+    if not looks_like_question(clause):
+        return []
+    pieces = _CONJUNCTION.split(clause)
+    if len(pieces) != 2:
+        return []
+    left, right = pieces[0].strip(), pieces[1].strip()
+    anchors = list(_ANCHOR.finditer(left))
+    if not anchors or len(re.findall(r"\w+", left[anchors[-1].end():])) == 0:
+        return []
+    prefix = left[: anchors[-1].end()]
+    return [left, f"{prefix} {right}"]
+
+
+def _listed_questions(clause: Text) -> List[Text]:
+    """"is it safe, how much is it": the questions a clause lists with commas,
+    when each starts as a question does; else the clause."""
+    pieces = [piece.strip() for piece in _COMMA.split(clause)]
+    if len(pieces) > 1 and all(_STARTS_AS_QUESTION.match(piece) for piece in pieces):
+        return pieces
+    return [clause]
+
+
 def split_parts(text: Text) -> List[Text]:
     """The sentences and question clauses of a text, in order."""
     parts: List[Text] = []
     for sentence in _SENTENCE_END.split(text or ""):
         for clause in _CLAUSE_SPLIT.split(sentence):
-            clause = clause.strip(" ,;-")
-            if len(re.findall(r"\w+", clause)) >= 2:
-                parts.append(clause)
+            for piece in _listed_questions(clause.strip(" ,;-")):
+                piece = piece.strip(" ,;-")
+                if len(re.findall(r"\w+", piece)) >= 2:
+                    parts.append(piece)
     return parts[:MAX_PARTS]
 
 
@@ -91,6 +145,26 @@ def answer_of(message: Message) -> Optional[Dict[Text, Any]]:
     if answer == FALLBACK or confidence < MIN_CONFIDENCE:
         return None
     return {"intent": intent, "answer": answer, "confidence": round(confidence, 4)}
+
+
+def _answers_of_question(part: Message) -> List[Tuple[Message, Dict[Text, Any]]]:
+    """[(message, its answer)] for a question part: its two variants when
+    each is understood, differently, and the whole question as one of them;
+    else the part itself (or nothing, when not understood)."""
+    found = answer_of(part)
+    variants = [(variant, answer_of(variant)) for variant in part.get(VARIANTS_KEY) or []]
+    if len(variants) == 2 and all(answer for _, answer in variants):
+        answers = [answer["answer"] for _, answer in variants]
+        if answers[0] != answers[1] and (found is None or found["answer"] in answers):
+            return variants
+    return [(part, found)] if found else []
+
+
+def _refers_back(part: Message, previous: Dict[Text, Any], found: Dict[Text, Any]) -> bool:
+    """Whether a question points back at the previous one's muscle (or list
+    of muscles): the previous answer covers it."""
+    about_muscles = previous["answer"].startswith(MUSCLE_ANSWERS) and found["answer"].startswith(MUSCLE_ANSWERS)
+    return about_muscles and bool(_BACK_REFERENCE.search(part.get(TEXT) or ""))
 
 
 def _intent(message: Message) -> Optional[Text]:
@@ -127,9 +201,16 @@ class QuestionSplitter(_InferenceOnly):
         batch = list(messages)
         for message in messages:
             parts = split_parts(message.get(TEXT) or "")
-            if len(parts) < 2:
+            variants = {index: conjunct_variants(part) for index, part in enumerate(parts)}
+            if len(parts) < 2 and not any(variants.values()):
                 continue
-            part_messages = [Message(data={TEXT: part}) for part in parts]
+            part_messages = []
+            for index, part in enumerate(parts):
+                part_message = Message(data={TEXT: part})
+                if variants[index]:
+                    part_message.set(VARIANTS_KEY, [Message(data={TEXT: text}) for text in variants[index]])
+                    batch.extend(part_message.get(VARIANTS_KEY))
+                part_messages.append(part_message)
             message.set(PARTS_KEY, part_messages)
             batch.extend(part_messages)
         return batch
@@ -138,7 +219,12 @@ class QuestionSplitter(_InferenceOnly):
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
 class QuestionMerger(_InferenceOnly):
     def process(self, messages: List[Message]) -> List[Message]:
-        parts = {id(part) for message in messages for part in message.get(PARTS_KEY) or []}
+        parts = {
+            id(piece)
+            for message in messages
+            for part in message.get(PARTS_KEY) or []
+            for piece in [part, *(part.get(VARIANTS_KEY) or [])]
+        }
         whole_messages = [message for message in messages if id(message) not in parts]
         for message in whole_messages:
             part_messages = message.get(PARTS_KEY) or []
@@ -156,11 +242,14 @@ class QuestionMerger(_InferenceOnly):
                 _adopt(message, part)
                 return
         questions = [part for part in part_messages if looks_like_question(part.get(TEXT))]
-        answered = []
+        answered, referred_back = [], False
         for part in questions:
-            found = answer_of(part)
-            if found and found["answer"] not in {a["answer"] for _, a in answered}:
-                answered.append((part, found))
+            for piece, found in _answers_of_question(part):
+                if answered and _refers_back(piece, answered[-1][1], found):
+                    referred_back = True
+                    continue
+                if found["answer"] not in {a["answer"] for _, a in answered}:
+                    answered.append((piece, found))
         several = [
             (part, found) for part, found in answered
             if found["confidence"] >= MULTI_MIN_CONFIDENCE and len(re.findall(r"\w+", part.get(TEXT))) >= MIN_QUESTION_WORDS
@@ -175,6 +264,9 @@ class QuestionMerger(_InferenceOnly):
             )
             return
         if not answered:
+            return
+        if referred_back:  # one question, asked again about the same muscle
+            _adopt(message, answered[0][0])
             return
         # One question among context, or the whole message not understood:
         # answer the question asked.

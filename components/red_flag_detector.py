@@ -19,93 +19,38 @@ message and on each of its parts
   visitor sent to the emergency room for it.
 """
 
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Text
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
-from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY
 from rasa.shared.nlu.training_data.message import Message
-from rasa.shared.nlu.training_data.training_data import TrainingData
-import rasa.shared.utils.io
 
-from clinic.red_flags import EMERGENCY_INTENT, PATTERN_PREFIX, RedFlagMatcher
+from clinic.red_flags import EMERGENCY_INTENT, PATTERN_PREFIX
+from components.pattern_detector import PatternDetector
 
 MEANING_FLAG = "meaning"
-
-PATTERNS_FILE = "red_flag_patterns.json"
 RED_FLAGS_KEY = "red_flags"
 
 
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
 )
-class RedFlagDetector(GraphComponent, IntentClassifier):
+class RedFlagDetector(PatternDetector):
     """Overrides the predicted intent when a red-flag pattern matches."""
+
+    PATTERN_PREFIX = PATTERN_PREFIX
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         # How sure the classifier must be of `report_emergency` on its own.
         return {"meaning_threshold": 0.98}
 
-    def __init__(
-        self,
-        model_storage: ModelStorage,
-        resource: Resource,
-        patterns: Optional[List[List[Text]]] = None,
-        config: Optional[Dict[Text, Any]] = None,
-    ) -> None:
-        self._model_storage = model_storage
-        self._resource = resource
-        self._patterns = patterns or []
-        self._matcher = RedFlagMatcher(tuple(p) for p in self._patterns)
-        config = {**self.get_default_config(), **(config or {})}
-        self._meaning_threshold = config["meaning_threshold"]
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> "RedFlagDetector":
-        return cls(model_storage, resource, config=config)
-
-    def train(self, training_data: TrainingData) -> Resource:
-        """Keeps the red-flag regexes of the training data inside the model."""
-        self._patterns = [
-            [feature["name"], feature["pattern"]]
-            for feature in training_data.regex_features
-            if feature["name"].startswith(PATTERN_PREFIX)
-        ]
-        with self._model_storage.write_to(self._resource) as directory:
-            rasa.shared.utils.io.dump_obj_as_json_to_file(
-                directory / PATTERNS_FILE, self._patterns
-            )
-        return self._resource
-
-    @classmethod
-    def load(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> "RedFlagDetector":
-        with model_storage.read_from(resource) as directory:
-            patterns = rasa.shared.utils.io.read_json_file(directory / PATTERNS_FILE)
-        return cls(model_storage, resource, patterns, config)
-
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            red_flags = self._matcher.find(message.get(TEXT) or "")
+            red_flags = self.matches(message)
             ranking = message.get(INTENT_RANKING_KEY) or []
             meaning = next((e.get("confidence") or 0.0 for e in ranking if e.get("name") == EMERGENCY_INTENT), 0.0)
-            if not red_flags and meaning >= self._meaning_threshold:
+            if not red_flags and meaning >= self._config["meaning_threshold"]:
                 red_flags = [MEANING_FLAG]
             others = [entry for entry in ranking if entry.get("name") != EMERGENCY_INTENT]
             if red_flags:
@@ -131,6 +76,3 @@ class RedFlagDetector(GraphComponent, IntentClassifier):
             intent = next((entry for entry in ranking if entry.get("name") == intent.get("name")), ranking[0])
         message.set(INTENT, intent, add_to_output=True)
         message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
-
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        return training_data

@@ -56,6 +56,15 @@ async def test_the_offer_is_made_once_per_conversation():
     assert messages == [] and SlotSet("offered", None) in events
 
 
+async def test_after_the_booking_details_a_yes_gets_them_again():
+    """"sure, let's do it" after how to book: how to book, with the form and the phone."""
+    state = tracker(intent="book_appointment", slots={"disclaimer_shown": True})
+    _, events = await run(ActionCompleteAnswer(), state)
+    assert SlotSet("offered", "booking_details") in events
+    messages, _ = await run(ActionAnswerFollowUp(), tracker(intent="affirm", slots={"offered": "booking_details"}))
+    assert messages[0]["text"] == clinic_facts()["booking_details"]
+
+
 async def test_several_muscles_named_each_get_their_answer_but_not_the_body_part():
     entities = [{"entity": "muscle", "value": value} for value in ("butt", "QL", "glute med")]
     messages, _ = await run(

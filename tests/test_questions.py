@@ -9,7 +9,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.training_data.message import Message
 
 from components.issued_payloads import IssuedPayloadGuard
-from components.questions import QuestionMerger, QuestionSplitter, looks_like_question, split_parts
+from components.questions import QuestionMerger, QuestionSplitter, conjunct_variants, looks_like_question, split_parts
 
 
 @pytest.mark.parametrize(
@@ -23,6 +23,11 @@ from components.questions import QuestionMerger, QuestionSplitter, looks_like_qu
         # "and" inside one question is not a new question
         ("can it help with the pain and the numbness?", ["can it help with the pain and the numbness?"]),
         ("does it help sciatica and piriformis syndrome", ["does it help sciatica and piriformis syndrome"]),
+        # questions listed with commas; a comma inside one question is not a list
+        ("is it safe, how much does it cost, and do you take insurance?",
+         ["is it safe", "how much does it cost", "do you take insurance?"]),
+        ("if it hurts, is that normal?", ["if it hurts, is that normal?"]),
+        ("my leg hurts, can it help?", ["my leg hurts, can it help?"]),
         # one-word fragments are not parts
         ("hi! ok. is it safe?", ["is it safe?"]),
         ("", []),
@@ -30,6 +35,62 @@ from components.questions import QuestionMerger, QuestionSplitter, looks_like_qu
 )
 def test_a_message_is_cut_into_sentences_and_question_clauses(text, parts):
     assert split_parts(text) == parts
+
+
+@pytest.mark.parametrize(
+    "clause,variants",
+    [
+        ("Can it help with the pain AND the numbness?", ["Can it help with the pain", "Can it help with the numbness?"]),
+        ("is dry needling good for sciatica and plantar fasciitis?",
+         ["is dry needling good for sciatica", "is dry needling good for plantar fasciitis?"]),
+        ("will it help me move better and bring down the inflammation?",
+         ["will it help me move better", "will it help bring down the inflammation?"]),
+        # not one question about two things
+        ("What is dry needling and how many sessions", []),
+        ("is it safe and effective?", []),
+        ("my back and leg hurt", []),
+    ],
+)
+def test_a_question_about_two_things_gets_a_variant_for_each(clause, variants):
+    assert conjunct_variants(clause) == variants
+
+
+def test_variants_count_as_two_questions_only_when_both_are_understood_differently():
+    message, [part] = split("Can it help with the pain AND the numbness?")
+    predicted(message, "faq", 0.9, "faq/numbness_tingling")
+    predicted(part, "faq", 0.9, "faq/numbness_tingling")
+    first, second = part.get("question_variants")
+    predicted(first, "faq", 0.9, "faq/pain_relief")
+    predicted(second, "faq", 0.9, "faq/numbness_tingling")
+    [merged] = QuestionMerger().process([message, part, first, second])
+    assert [q["answer"] for q in merged.get("questions")] == ["faq/pain_relief", "faq/numbness_tingling"]
+
+    message, [part] = split("is dry needling good for sciatica and back pain?")
+    predicted(message, "faq", 0.9, "faq/does_it_help")
+    predicted(part, "faq", 0.9, "faq/does_it_help")
+    first, second = part.get("question_variants")
+    predicted(first, "faq", 0.9, "faq/does_it_help")
+    predicted(second, "faq", 0.4, "faq/pain_relief")  # not sure: one question
+    [merged] = QuestionMerger().process([message, part, first, second])
+    assert merged.get("questions") is None
+
+
+def test_a_question_pointing_back_at_a_muscle_is_the_same_question():
+    message, parts = split("what is the piriformis and why does it pinch the sciatic nerve?")
+    predicted(message, "faq", 0.9, "faq/sciatica_causes")
+    predicted(parts[0], "ask_muscle", 0.95)
+    predicted(parts[1], "faq", 0.9, "faq/sciatica_causes")
+    [merged] = QuestionMerger().process([message, *parts])
+    assert merged.get("questions") is None
+    assert merged.get("intent")["name"] == "ask_muscle"
+
+    # "it" is dry needling here: two questions
+    message, parts = split("does it help piriformis syndrome and how many visits would that take")
+    predicted(message, "faq", 0.9, "faq/how_many_sessions")
+    predicted(parts[0], "ask_muscle", 0.95)
+    predicted(parts[1], "faq", 0.9, "faq/how_many_sessions")
+    [merged] = QuestionMerger().process([message, *parts])
+    assert [q["intent"] for q in merged.get("questions")] == ["ask_muscle", "faq"]
 
 
 def test_a_pasted_essay_is_cut_into_a_bounded_number_of_parts():
@@ -53,7 +114,8 @@ def predicted(message: Message, intent: str, confidence: float, answer: str = No
 
 
 def split(text: str):
-    [message] = [m for m in QuestionSplitter().process([Message(data={"text": text})]) if m.get("text") == text]
+    message = Message(data={"text": text})
+    QuestionSplitter().process([message])
     return message, message.get("question_parts")
 
 

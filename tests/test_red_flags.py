@@ -2,7 +2,7 @@
 
 import pytest
 
-from clinic.red_flags import RedFlagMatcher, load_patterns, normalize
+from clinic.red_flags import OWN_CASE_FILE, OWN_CASE_PREFIX, RedFlagMatcher, load_patterns, normalize
 
 EMERGENCIES = [
     ("I lost bladder control after needling, is that normal?", "red_flag_bladder_bowel"),
@@ -22,6 +22,24 @@ EMERGENCIES = [
     ("i have chest pain", "red_flag_chest_breathing"),
     ("hard to breathe after the needles in my back", "red_flag_chest_breathing"),
     ("THIS IS AN EMERGENCY", "red_flag_crisis"),
+    # lay words and texting
+    ("i can barely pee and my sciatica is bad", "red_flag_bladder_bowel"),
+    ("he hasn't peed since yesterday and his back is bad", "red_flag_bladder_bowel"),
+    ("i went to the toilet and didnt feel myself pee", "red_flag_bladder_bowel"),
+    ("omg i think i peed a little without knowing", "red_flag_bladder_bowel"),
+    ("tonight he can't properly feel his feet and things feel strange when he goes to the bathroom", "red_flag_bladder_bowel"),
+    ("when I lie down my whole bottom area goes cold and numb and I'm having a hard time peeing", "red_flag_saddle_numbness"),
+    ("when i wipe i cant really feel it", "red_flag_saddle_numbness"),
+    ("cant lift the front of my foot at all since this morning", "red_flag_leg_weakness"),
+    ("my toes catch on the carpet since last week", "red_flag_leg_weakness"),
+    ("tonight my legs keep buckling under me when I stand", "red_flag_leg_weakness"),
+    ("i can't stand up, my legs won't hold me", "red_flag_leg_weakness"),
+    ("i can't walk all of a sudden", "red_flag_leg_weakness"),
+    ("both my legs went numb this morning", "red_flag_both_legs"),
+    ("I slipped on the ice this morning and now the pain down my leg is unbearable", "red_flag_trauma"),
+    ("my mom fell down the stairs yesterday and now she has terrible back and leg pain", "red_flag_trauma"),
+    ("after the car crash my back and leg hurt badly", "red_flag_trauma"),
+    ("back pain and a temp of 102", "red_flag_fever"),
 ]
 
 NOT_EMERGENCIES = [
@@ -36,6 +54,24 @@ NOT_EMERGENCIES = [
     "how much does it cost",
     "the pain goes down my left leg",
     "book an appointment",
+    # words of red flags, used for something else
+    "do you treat sports injuries?",
+    "can dry needling help whiplash?",
+    "i cant stand needles, is dry needling painful?",
+    "i can't stand sitting for long because of my sciatica",
+    "I can't walk far without my leg hurting, can dry needling help?",
+    "my sciatica started in the fall and never went away",
+    "I fell in love with dry needling after my first session lol",
+    "both my calves are tight after running",
+    "my legs both feel tight in the morning",
+    "do you take no-fault insurance for car accident injuries?",
+    "I had a car accident 10 years ago, could that be why my back hurts?",
+    "does dry needling hurt? i pass out at the sight of needles",
+    # normal after-effects (the soreness answer, never 911)
+    "I feel worse after my session, is that normal?",
+    "the pain in my leg has been bad for months, can dry needling help?",
+    "my leg is sore and a bit bruised where the needle went in",
+    "i feel a bit weak and tired after the session today",
 ]
 
 
@@ -76,6 +112,19 @@ def test_every_emergency_training_example_matches_a_pattern(matcher):
     assert [text for text in examples if not matcher.find(text)] == []
 
 
+def test_no_other_training_example_matches_a_pattern(matcher):
+    """A pattern that matches an FAQ example would send that question to 911."""
+    from clinic import DATA_DIR
+    from clinic.nlu_data import nlu_examples
+
+    examples = [
+        (text, label) for path in sorted((DATA_DIR / "nlu").glob("*.yml"))
+        for text, label in nlu_examples(path) if label != "report_emergency"
+    ]
+    assert len(examples) > 1000
+    assert [(text, label) for text, label in examples if matcher.find(text)] == []
+
+
 def test_detector_overrides_a_confident_faq_prediction():
     """The component puts report_emergency first, whatever was predicted."""
     from rasa.shared.nlu.training_data.message import Message
@@ -92,3 +141,61 @@ def test_detector_overrides_a_confident_faq_prediction():
     assert [i["name"] for i in mixed.get("intent_ranking")] == ["report_emergency", "faq"]
     assert mixed.get("red_flags") == ["red_flag_bladder_bowel"]
     assert plain.get("intent") == faq
+
+
+OWN_CASE = [
+    "my doctor told me no acupuncture because i take eliquis. is dry needling any different for someone like me?",
+    "my daughter is 22 weeks pregnant with sciatica, could she get needling or is it risky",
+    "I have a pacemaker. Is dry needling safe for me?",
+    "im on blood thinners, can i still get dry needling",
+    "I'm type 1 diabetic with some neuropathy in my feet. Is dry needling safe for me specifically?",
+    "im breastfeeding, is it ok to get needled",
+]
+NOT_OWN_CASE = [
+    "is dry needling safe?",
+    "can dry needling help my sciatica? my doctor thinks I'm diabetic",
+    "what is dry needling",
+    "is it normal to be sore after dry needling",
+    "why do so many pregnant women get sciatica?",
+]
+
+
+@pytest.fixture(scope="module")
+def own_case() -> RedFlagMatcher:
+    return RedFlagMatcher.from_file(OWN_CASE_FILE, OWN_CASE_PREFIX)
+
+
+@pytest.mark.parametrize("text", OWN_CASE)
+def test_what_only_a_clinician_can_judge_is_an_own_case_question(own_case, text):
+    assert own_case.find(text) == ["own_case_clinician_judgement"]
+
+
+@pytest.mark.parametrize("text", NOT_OWN_CASE)
+def test_general_questions_are_not_own_case_questions(own_case, text):
+    assert own_case.find(text) == []
+
+
+def test_own_case_patterns_match_no_other_training_example(own_case):
+    from clinic import DATA_DIR
+    from clinic.nlu_data import nlu_examples
+
+    examples = [pair for path in sorted((DATA_DIR / "nlu").glob("*.yml")) for pair in nlu_examples(path)]
+    assert [(text, label) for text, label in examples if own_case.find(text) and label != "ask_personal_advice"] == []
+    assert sum(1 for text, label in examples if own_case.find(text)) >= 40
+
+
+def test_own_case_detector_gives_way_to_an_emergency():
+    from rasa.shared.nlu.training_data.message import Message
+
+    from components.own_case_detector import OwnCaseDetector
+
+    patterns = [[name, regex] for name, regexes in load_patterns(OWN_CASE_FILE, OWN_CASE_PREFIX).items() for regex in regexes]
+    detector = OwnCaseDetector(model_storage=None, resource=None, patterns=patterns)
+    faq = {"name": "faq", "confidence": 0.97}
+    emergency = {"name": "report_emergency", "confidence": 1.0}
+    question = Message(data={"text": "I'm pregnant, is dry needling safe for me?", "intent": faq, "intent_ranking": [faq]})
+    urgent = Message(data={"text": "I'm pregnant and can't feel my legs, is it safe for me?", "intent": emergency,
+                           "intent_ranking": [emergency]})
+    detector.process([question, urgent])
+    assert question.get("intent") == {"name": "ask_personal_advice", "confidence": 1.0}
+    assert urgent.get("intent") == emergency
