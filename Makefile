@@ -94,8 +94,10 @@ $(ENCODER)/.verified: scripts/encoder.yml scripts/fetch_encoder.py $(VENV)/.inst
 	$(PY) scripts/fetch_encoder.py $(ENCODER)
 
 # The website chat's browser packages (web/package-lock.json), copied to
-# web/vendor/ where the Rasa server serves them from (both never committed).
-$(WEB_VENDOR): web/package.json web/package-lock.json
+# web/vendor/ where the Rasa server serves them from (both never committed),
+# and the test-only ones (rasa-webchat for tests/test_rasa_webchat.py);
+# web/.npmrc says how npm installs them.
+$(WEB_VENDOR): web/package.json web/package-lock.json web/.npmrc
 	@command -v npm >/dev/null || { echo "The website chat needs Node.js and npm (apt-get install nodejs npm)." >&2; exit 1; }
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p web/vendor

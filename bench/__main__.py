@@ -3,6 +3,10 @@
     python -m bench [--retrain] [--profile] [--step-seconds S] [--out DIR]
     python -m bench --smoke [--scaled]     (what `make test` runs)
 
+Besides the load steps: one conversation flooding while others talk
+(bench/flood.py), and long conversations on the project started again
+(bench/long_conversation.py).
+
 Writes DIR/latest.md (the tables, also printed), DIR/latest.png (the chart)
 and DIR/latest.json (every figure), DIR being bench/results by default.
 Traffic goes to 127.0.0.1 only.
@@ -22,7 +26,9 @@ from typing import Optional
 from bench import RESULTS, ROOT
 from bench.accuracy import encoder_cost, held_out_scores
 from bench.chart import draw
+from bench.flood import run_flood
 from bench.load import question_script, run_load, warm_up
+from bench.long_conversation import CONVERSATIONS, TURNS, conversation_script, run_long_conversations
 from bench.profile import Sampling, available as profiling_unavailable
 from bench.progress import elapsed, say
 from bench.resources import machine_cpu
@@ -37,6 +43,15 @@ CONCURRENCY = [1, 8, 32]
 SMOKE_ITEMS = 40
 SCALED_REPLICAS = 2
 FIRST_QUESTION = "what is dry needling"
+# A smoke run's long conversation: three sessions (clinic/tracker_store.py),
+# not 300 turns; few enough messages a minute for the per-visitor limit, so
+# it runs on the project's own server.
+SMOKE_TURNS = 30
+SMOKE_CONVERSATIONS = 1
+# The full run's long conversations send hundreds of messages a minute in
+# one conversation, far beyond channels/rate_limits.py's per-visitor limit:
+# they get a server of their own with only that limit lifted.
+LONG_CONVERSATION_ENV = {"VISITOR_RATE_LIMIT": "1000000"}
 
 
 def _profile_path(args, label: str, what: str) -> Optional[Path]:
@@ -85,8 +100,48 @@ def _start(served: Served, label: str, args) -> float:
     return started
 
 
-def measure(served: Served, label: str, questions, args) -> dict:
-    """Start time, held-out score, load steps and memory of one assistant."""
+def _flood(served: Served, questions, args, label: str) -> dict:
+    say(f"{label}: one conversation flooding while others talk, {args.step_seconds:g} s without and with...")
+    flood = run_flood(served.webhooks[0], questions, args.step_seconds)
+    alone, flooded = flood["alone"], flood["flooded"]
+    say(
+        f"  others' p95 {1000 * alone['p95']:.0f} ms alone, {1000 * flooded['p95']:.0f} ms flooded, "
+        f"{flooded['errors']} errors {flooded['error_kinds'] or ''}; the flood: {flood['flood']}"
+    )
+    return flood
+
+
+def _long_conversations(served: Served, args, label: str) -> dict:
+    turns, conversations = (SMOKE_TURNS, SMOKE_CONVERSATIONS) if args.smoke else (TURNS, CONVERSATIONS)
+    say(f"{label}: {conversations} long conversation(s), {turns} turns each, one message at a time...")
+    profile = _profile_path(args, label, "long-conversations")
+    with Sampling(served.rasa_servers()[0], profile) if profile else nullcontext():
+        result = run_long_conversations(
+            served.urls[0], served.token, conversation_script(), turns=turns, conversations=conversations
+        )
+    say(
+        "  p95 " + ", ".join(f"turns {name}: {1000 * value:.0f} ms" for name, value in result["p95"].items())
+        + f"; {result['errors']} errors; every message kept in {result['kept']} of {result['conversations']}"
+    )
+    return result
+
+
+def measure_long_conversations(args, workdir: Path) -> dict:
+    """The project started again with the per-visitor rate lifted, then its long conversations."""
+    label = "project, long conversations"
+    served = Served(
+        label, args.model, workdir / "var-long", args.out / "logs" / "long-conversations.log", env=LONG_CONVERSATION_ENV,
+    )
+    try:
+        _start(served, label, args)
+        return _long_conversations(served, args, label)
+    finally:
+        served.stop()
+
+
+def measure(served: Served, label: str, questions, args, flood: bool = False) -> dict:
+    """Start time, held-out score, load steps and memory of one assistant
+    (and, with `flood`, one conversation flooding while others talk)."""
     try:
         start_seconds = _start(served, label, args)
         say(f"{label}: scoring the held-out sets...")
@@ -99,8 +154,16 @@ def measure(served: Served, label: str, questions, args) -> dict:
         warm_up(served.webhooks, questions[: args.warm_up])
         load = _load_steps(served, questions, args, label)
         memory = served.memory()
+        extra = {}
+        if flood:
+            extra["flood"] = _flood(served, questions, args, label)
+            if args.smoke:
+                extra["long_conversations"] = _long_conversations(served, args, label)
         cost = encoder_cost(served.urls[0], served.token) if label == "project" else None
-        return {"start_seconds": start_seconds, "accuracy": scores, "load": load, "memory": memory, "encoder": cost}
+        return {
+            "start_seconds": start_seconds, "accuracy": scores, "load": load, "memory": memory, "encoder": cost,
+            **extra,
+        }
     finally:
         served.stop()
 
@@ -183,8 +246,9 @@ def main() -> int:
         )
         project = measure(
             Served("project", args.model, workdir / "var-project", args.out / "logs" / "project.log"),
-            "project", questions, args,
+            "project", questions, args, flood=True,
         )
+        long_conversations = project.pop("long_conversations", None) or measure_long_conversations(args, workdir)
         scaled = measure_scaled(workdir, questions, args)
 
     results = {
@@ -197,6 +261,7 @@ def main() -> int:
         "training": {**asdict(training), "project_total_seconds": training.project_total_seconds},
         "stock": stock,
         "project": project,
+        "long_conversations": long_conversations,
         "scaled": scaled,
         "chart": str((args.out / "latest.png").relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out / "latest.png"),
     }

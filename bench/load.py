@@ -102,7 +102,9 @@ async def _visitor(session, webhooks, turn_counter, questions, offset, deadline,
             result.latencies.append(time.monotonic() - started)
 
 
-async def _run(webhooks, questions, concurrency, seconds) -> LoadResult:
+async def _run(webhooks, questions, concurrency, seconds, alongside=None) -> LoadResult:
+    """The visitors' load; `alongside(deadline)`, when given, is a coroutine
+    run meanwhile (bench/flood.py's flood), its replies not counted here."""
     result = LoadResult(concurrency=concurrency, seconds=0.0, answered=0, errors=0, servers=len(webhooks))
     kinds: Counter = Counter()
     turn_counter = itertools.count()
@@ -113,10 +115,13 @@ async def _run(webhooks, questions, concurrency, seconds) -> LoadResult:
         deadline = started + seconds
         # each visitor starts at a different place in the script
         step = max(1, len(questions) // concurrency)
-        await asyncio.gather(*(
-            _visitor(session, webhooks, turn_counter, questions, index * step, deadline, result, kinds)
-            for index in range(concurrency)
-        ))
+        await asyncio.gather(
+            *(
+                _visitor(session, webhooks, turn_counter, questions, index * step, deadline, result, kinds)
+                for index in range(concurrency)
+            ),
+            *([alongside(deadline)] if alongside else []),
+        )
         # requests sent before the deadline are waited for and counted
         result.seconds = time.monotonic() - started
     result.error_kinds = dict(kinds)

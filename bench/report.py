@@ -36,7 +36,15 @@ it has its answer. An error is any reply that is not an answer: a status
 other than 200, a timeout, an empty reply or the "can't answer right now"
 apology. CPU is what the Rasa server(s) used during the step, in cores (the
 machine has a fixed number, shared with the action server, the database and
-the load generator). Memory is the resident set (RSS) after the load."""
+the load generator). Memory is the resident set (RSS) after the load.
+
+Two more, the project only: while one conversation floods (bursts of
+messages at once on it, every second, the replies not awaited), the other
+visitors' latency against the same visitors alone, right before; and long
+conversations, a few at a time with one message in flight, each turn's
+time by its place in the conversation, on the project started again with
+only the per-visitor rate limit lifted (they send hundreds of messages a
+minute in one conversation; a smoke run's 30 turns stay within it)."""
 
 
 def _number(value) -> bool:
@@ -97,7 +105,8 @@ def _step(assistant: dict, concurrency: int) -> dict:
     return next(step for step in assistant["load"] if step["concurrency"] == concurrency)
 
 
-SET_TITLES = {"real": "real questions", "written": "written set"}
+# every held-out set of clinic.evaluation.SETS, in the report's words
+SET_TITLES = {"real": "real questions", "real_2": "real questions, second set", "written": "written set"}
 
 
 def side_by_side(results: dict) -> List[str]:
@@ -172,6 +181,32 @@ def scaled_section(results: dict) -> List[str]:
     ]
 
 
+def _outcomes(counts: dict) -> str:
+    return ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items())) or "none sent"
+
+
+def fairness_section(results: dict) -> List[str]:
+    flood, long = results["project"]["flood"], results["long_conversations"]
+    alone, flooded = flood["alone"], flood["flooded"]
+    rows = [
+        [f"other visitors' latency p50 / p95 / p99, {flood['others']} at once, alone", latencies(alone)],
+        [
+            f"the same while one conversation floods ({flood['burst']} messages at once every "
+            f"{flood['interval_seconds']:g} s)", latencies(flooded),
+        ],
+        ["other visitors' errors, alone / while flooded", f"{errors(alone)} / {errors(flooded)}"],
+        ["the flood's messages", _outcomes(flood["flood"])],
+    ]
+    for window, value in long["p95"].items():
+        rows.append([f"long conversations: latency p95, turns {window}", f"{ms(value)} ms"])
+    rows.append([
+        "long conversations: every message kept, in order",
+        f"{long['kept']} of {long['conversations']} conversations of {long['turns']} turns; errors "
+        f"{long['errors']}" + (f" ({_outcomes(long['error_kinds'])})" if long["error_kinds"] else ""),
+    ])
+    return _table(["measurement", "project"], rows)
+
+
 def _verdict(ok: bool, miss: str) -> str:
     return "met" if ok else f"missed by {miss}"
 
@@ -217,6 +252,30 @@ def targets(results: dict) -> List[Tuple[str, str, str]]:
             f"{gain:.2f}x at {top} at once ({both:.1f} vs {one:.1f} msg/s, same servers)",
             _verdict(gain >= 1.6, f"{1.6 - gain:.2f}x"),
         ))
+    flood = project["flood"]
+    alone, flooded = flood["alone"]["p95"], flood["flooded"]["p95"]
+    slower = flooded / alone if _number(alone) and _number(flooded) and alone else float("inf")
+    others_failed = flood["flooded"]["errors"]
+    found.append((
+        "other visitors' p95 while one conversation floods within 1.5x of without, no errors",
+        f"{slower:.2f}x ({ms(flooded)} ms vs {ms(alone)} ms), {others_failed} errors",
+        _verdict(slower <= 1.5 and others_failed == 0, "; ".join(
+            ([f"{slower - 1.5:.2f}x"] if slower > 1.5 else []) + ([f"{others_failed} errors"] if others_failed else [])
+        )),
+    ))
+    long = results["long_conversations"]
+    (first, first_p95), *_, (last, last_p95) = long["p95"].items()
+    grown = last_p95 / first_p95 if _number(first_p95) and _number(last_p95) and first_p95 else float("inf")
+    lost = long["conversations"] - long["kept"]
+    found.append((
+        "long conversations: the last turns' p95 at most 1.5x the first ten's, every message kept",
+        f"{grown:.2f}x (turns {last}: {ms(last_p95)} ms, turns {first}: {ms(first_p95)} ms); "
+        f"{long['kept']} of {long['conversations']} kept, {long['errors']} errors",
+        _verdict(grown <= 1.5 and lost == 0 and long["errors"] == 0, "; ".join(
+            ([f"{grown - 1.5:.2f}x"] if grown > 1.5 else []) + ([f"{lost} conversations lost messages"] if lost else [])
+            + ([f"{long['errors']} errors"] if long["errors"] else [])
+        )),
+    ))
     rasa_memory = max(project["memory"]["rasa"] + ([] if "not_run" in scaled else scaled["memory"]["rasa"]))
     found.append(("Rasa server memory under 1.2 GB", f"{rasa_memory / 1024 ** 3:.2f} GB (largest server)", _verdict(rasa_memory < 1.2 * 1024 ** 3, f"{(rasa_memory - 1.2 * 1024 ** 3) / MB:.0f} MB")))
     start = project["start_seconds"]
@@ -250,6 +309,10 @@ def render(results: dict) -> str:
         "## Side by side",
         "",
         *side_by_side(results),
+        "",
+        "## One visitor flooding, and long conversations",
+        "",
+        *fairness_section(results),
         "",
         "## Scaled profile",
         "",

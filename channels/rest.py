@@ -12,8 +12,11 @@ guesses an id, an SMS conversation's phone number say, could read on and
 erase it.)
 
 Every turn goes through channels/turn_guard.py: a reply within seconds, or a
-503 with the clinic's phone when the assistant cannot answer at all. Replies
-always come as one JSON list (Rasa's `?stream=true` variant is not offered)."""
+503 with the clinic's phone when the assistant cannot answer at all. A
+conversation or a client address sending far more than a person would gets
+a 429 with the polite `too_many_messages` and a Retry-After instead
+(channels/rate_limits.py). Replies always come as one JSON list (Rasa's
+`?stream=true` variant is not offered)."""
 
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
@@ -24,6 +27,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from channels.checks import BadInput, checked_message, checked_metadata
+from channels.rate_limits import TooManyMessages, chat_limits, client_address, too_many_messages
 from channels.turn_guard import run_turn
 from clinic import conversation_ids
 
@@ -63,6 +67,7 @@ class CheckedRestInput(RestInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         conversation_ids.check_configured()  # refuse to start rather than fail every visitor
+        limits = chat_limits()  # a bad setting stops the server here, not a visitor's message
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
 
         @webhook.route("/", methods=["GET"])
@@ -81,7 +86,14 @@ class CheckedRestInput(RestInput):
                 input_channel=self._extract_input_channel(request),
                 metadata=self.get_metadata(request),
             )
-            await run_turn(on_new_message, message)
+            try:
+                admission = limits.admit(sender, client_address(request))
+            except TooManyMessages as refusal:
+                return response.json(
+                    {"message": too_many_messages()}, status=429, headers={"Retry-After": str(refusal.retry_after)}
+                )
+            with admission:
+                await run_turn(on_new_message, message)
             return response.json(list(collector.messages), headers={CONVERSATION_ID_HEADER: sender})
 
         return webhook

@@ -3,21 +3,40 @@
 Every request must carry a valid X-Twilio-Signature (TWILIO_AUTH_TOKEN, for
 the public URL in SMS_WEBHOOK_URL); the reply goes back in the response as
 TwiML, so no outbound Twilio credentials are needed. The conversation's
-sender id is the phone number. STOP/START/HELP, retried MessageSids and the
-per-number rate limit are handled here, with their state in the project
-database (channels/sms_state.py); the text itself is shaped by
+sender id is the phone number. Opt-out keywords and Twilio's OptOutType,
+retried and replayed MessageSids and the per-number rate limit are handled
+here, with their state in the project database (channels/sms_state.py,
+which says why replays are refused for good); the text itself is shaped by
 channels/sms_text.py.
+
+The signed URL: Twilio signs "the Webhook URL set in Twilio" with the POST
+parameters ("Secure webhooks",
+https://www.twilio.com/docs/usage/webhooks/webhooks-security). That URL may
+end in connection overrides (#rc=3&rp=all...), a fragment Twilio reads and
+never sends; its docs do not say whether the signed URL keeps it, and
+twilio-python's RequestValidator, handed the URL with it, hashes it with
+it. So SMS_WEBHOOK_URL is the URL exactly as set in Twilio, and a signature
+over it with or without the fragment is accepted: both take the auth token.
+
+A retry whose first delivery died with its server: the server answering a
+MessageSid renews its claim every HEARTBEAT_SECONDS; a retry that finds it
+unrenewed for DEAD_AFTER_SECONDS runs the turn itself, and one that still
+has no reply when Twilio must hear back gets the apology with the clinic's
+phone, never an empty answer.
 """
 
 import asyncio
 import logging
 import os
 import re
+import threading
 import time
+import unicodedata
+import uuid
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Text, Tuple
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.shared.core.events import BotUttered, UserUttered
@@ -30,27 +49,37 @@ from channels import sms_state, sms_text
 from channels.checks import BadInput, MessageTooLong, checked_sender
 from channels.turn_guard import AssistantUnavailable, apology, run_turn
 from clinic import log_privacy
-from clinic.facts import fill
+from clinic.facts import clinic_facts, fill
 from clinic.store import run_blocking
 
 logger = logging.getLogger(__name__)
 
-# Twilio's own opt-out keywords (the whole text, any case).
-STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
+# Twilio's default opt-out keywords (REVOKE and OPTOUT since May 2025, for
+# the FCC's rule on revoking consent, which also names "opt out"), opt-in and
+# help keywords: the whole text, read by `keyword`, so "Opt out", "opt-out."
+# and "stop all" count too (https://help.twilio.com/articles/223134027,
+# https://www.twilio.com/en-us/blog/update-to-fcc-s-sms-opt-out-keywords).
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 START_WORDS = {"START", "UNSTOP"}
 START_WORDS_WHEN_OPTED_OUT = {"YES"}  # otherwise "yes" is just an answer
 HELP_WORDS = {"HELP", "INFO"}
+# Twilio's OptOutType, sent when a Messaging Service's Advanced Opt-Out
+# matched one of its own keywords (any language) and has already replied.
+OPT_OUT_TYPES = {"STOP", "START", "HELP"}
 
 # Twilio gives up on the webhook after 15 seconds.
 REPLY_DEADLINE = 12.0
-# A claimed MessageSid unanswered for this long belonged to a server that died.
-STALE_CLAIM = 60.0
+# The server answering a text renews its claim this often; one not renewed
+# for DEAD_AFTER_SECONDS belonged to a server that died.
+HEARTBEAT_SECONDS = 1.0
+DEAD_AFTER_SECONDS = 5.0
 # Twilio's form (with a 1,600-character body) is a few kilobytes.
 MAX_FORM_BYTES = 64 * 1024
 MAX_BODY_CHARS = sms_text.MAX_MESSAGE_CHARS
 _MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-f]{32}$")
 _STRAY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NOT_KEYWORD = re.compile(r"[\W_]+")
 
 # What the channel itself says; the clinic's facts come from data/clinic.yml.
 HELP_TEXT = (
@@ -67,10 +96,19 @@ RATE_LIMIT_TEXT = (
     "You've sent a lot of messages in a short time, so I'll pause my replies for a few minutes. "
     "To talk to a person, call {clinic_phone}."
 )
-NOT_TEXT_TEXT = "I can only read text. Please type your question, or call {clinic_phone}."
 TOO_LONG_NOTE = "(Your message was over 1,600 characters, so I read only the first 1,600.)"
 SLOW_TEXT = "Sorry, that took me too long. Please send your message again in a minute."
 ERROR_TEXT = "Sorry, something went wrong on my side. Please try again, or call {clinic_phone}."
+
+
+def media_only_text() -> str:
+    """The answer to a picture or file without text (data/clinic.yml)."""
+    return clinic_facts()["sms_media_only"]
+
+
+def media_note() -> str:
+    """Added to the answer of a text that came with a picture or file."""
+    return clinic_facts()["sms_media_not_read"]
 
 
 class SmsOutput(CollectingOutputChannel):
@@ -89,6 +127,12 @@ class SignatureRejected(BadInput):
 
 class UnsupportedMediaType(BadInput):
     status_code = 415
+
+
+class Replayed(BadInput):
+    """A MessageSid answered before whose reply is no longer kept."""
+
+    status_code = 409
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
@@ -128,12 +172,29 @@ class SmsSettings:
                 "SMS_WEBHOOK_URL is not set: it must be the exact public URL configured in "
                 "Twilio, which Twilio's signature covers"
             )
+        elif url and not _is_web_url(url):
+            problem = f"SMS_WEBHOOK_URL must be the http(s) URL set in Twilio, not {url!r}"
         elif not token and not allow_unsigned:
             problem = (
                 "TWILIO_AUTH_TOKEN is not set, so Twilio's signature cannot be checked "
                 "(SMS_ALLOW_UNSIGNED=true runs it unchecked, for local development only)"
             )
         return cls(token, url, allow_unsigned and not token, limit, window, problem)
+
+    def signed_urls(self) -> List[str]:
+        """The URL Twilio may have signed: as set, and without its fragment
+        of connection overrides (see the module's docstring)."""
+        url = self.webhook_url or ""
+        bare = url.split("#", 1)[0]
+        return [url] if bare == url else [url, bare]
+
+
+def _is_web_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
 
 
 def twiml(texts: List[str]) -> str:
@@ -169,7 +230,22 @@ def parse_form(body: bytes) -> FormParams:
 
 
 def keyword(body: str) -> str:
-    return body.strip().strip(".!").strip().upper()
+    """The whole text as a keyword: compatible forms folded (NFKC), without
+    spaces, punctuation or case, so "Opt-out." reads OPTOUT and "stop all"
+    STOPALL."""
+    return _NOT_KEYWORD.sub("", unicodedata.normalize("NFKC", body)).upper()
+
+
+@dataclass(frozen=True)
+class IncomingText:
+    """The fields of Twilio's form the channel uses, in Twilio's names."""
+
+    sender: str  # From
+    message_sid: str
+    body: str
+    num_media: int
+    # STOP, START or HELP when Twilio's Advanced Opt-Out handled the text
+    opt_out_type: Optional[str]
 
 
 def cut_body(body: str) -> Tuple[str, bool]:
@@ -200,6 +276,10 @@ class SmsInput(InputChannel):
     def __init__(self, settings: SmsSettings) -> None:
         self.settings = settings
         self.validator = RequestValidator(settings.auth_token) if settings.auth_token else None
+        # This server's name in the claims it holds, and the turns it is answering.
+        self.server_id = uuid.uuid4().hex
+        self.answering: Dict[str, "asyncio.Future[Tuple[List[str], str]]"] = {}
+        self.renewer: Optional[threading.Thread] = None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # Sanic has set up its own log handlers by now: mask those too.
@@ -232,20 +312,22 @@ class SmsInput(InputChannel):
                 return response.json({"message": f"SMS channel is off: {settings.problem}"}, status=503)
             started = time.monotonic()
             try:
-                form = self.verified_form(request)
-                sender, message_sid, body = self.checked_fields(form)
+                text = self.checked_fields(self.verified_form(request))
             except BadInput as error:
                 logger.info("SMS webhook refused (%d): %s", error.status_code, error)
                 return response.json({"message": str(error)}, status=error.status_code)
             try:
-                texts, kind = await self.answer(request, on_new_message, sender, message_sid, body, started)
+                texts, kind = await self.answer(request, on_new_message, text, started)
+            except Replayed as error:
+                logger.info("SMS webhook refused (%d): %s", error.status_code, error)
+                return response.json({"message": str(error)}, status=error.status_code)
             except Exception:  # e.g. the database is down: the texter still hears back
-                logger.exception("SMS %s could not be answered", message_sid)
+                logger.exception("SMS %s could not be answered", text.message_sid)
                 texts, kind = [fill(ERROR_TEXT)], "error"
             logger.info(
                 "SMS %s from %s: %s, %d message(s), %d segment(s), %.2f s",
-                message_sid, log_privacy.mask_phone_number(sender), kind, len(texts),
-                sum(sms_text.segments(text) for text in texts), time.monotonic() - started,
+                text.message_sid, log_privacy.mask_phone_number(text.sender), kind, len(texts),
+                sum(sms_text.segments(part) for part in texts), time.monotonic() - started,
             )
             return response.text(twiml(texts), content_type="text/xml; charset=utf-8")
 
@@ -264,13 +346,15 @@ class SmsInput(InputChannel):
         if content_type != "application/x-www-form-urlencoded":
             raise UnsupportedMediaType("Twilio posts application/x-www-form-urlencoded")
         form = parse_form(request.body or b"")
-        if self.validator and not self.validator.validate(self.settings.webhook_url, form, signature):
+        if self.validator and not any(
+            self.validator.validate(url, form, signature) for url in self.settings.signed_urls()
+        ):
             raise SignatureRejected("invalid X-Twilio-Signature")
         return form
 
     @staticmethod
-    def checked_fields(form: FormParams) -> Tuple[str, str, str]:
-        """(sender, MessageSid, body) of Twilio's form; a clear 400 otherwise."""
+    def checked_fields(form: FormParams) -> IncomingText:
+        """The fields of Twilio's form the channel uses; a clear 400 otherwise."""
         sender = form.first("From")
         if sender is None:
             raise BadInput("'From' is required: the sender's phone number")
@@ -281,10 +365,18 @@ class SmsInput(InputChannel):
         message_sid = form.first("MessageSid") or form.first("SmsMessageSid")
         if not message_sid or not _MESSAGE_SID.match(message_sid):
             raise BadInput("'MessageSid' is required: Twilio's 34-character message id")
+        num_media = (form.first("NumMedia") or "0").strip()
+        if not num_media.isdigit() or len(num_media) > 2:
+            raise BadInput("'NumMedia' must be the number of pictures or files sent, e.g. 0")
         body = form.first("Body")
-        if body is None:
+        # A picture or file alone may come without a Body at all.
+        if body is None and int(num_media) == 0:
             raise BadInput("'Body' is required: the text of the message")
-        return sender, message_sid, _STRAY_CONTROL.sub("", body)
+        opt_out_type = (form.first("OptOutType") or "").strip().upper() or None
+        if opt_out_type and opt_out_type not in OPT_OUT_TYPES:
+            logger.info("SMS %s: OptOutType %r is not one it knows; read as text", message_sid, opt_out_type[:20])
+            opt_out_type = None
+        return IncomingText(sender, message_sid, _STRAY_CONTROL.sub("", body or ""), int(num_media), opt_out_type)
 
     # ---- the answer ----------------------------------------------------------
 
@@ -292,70 +384,131 @@ class SmsInput(InputChannel):
         self,
         request: Request,
         on_new_message: Callable[[UserMessage], Awaitable[Any]],
-        sender: str,
-        message_sid: str,
-        body: str,
+        text: IncomingText,
         started: float,
     ) -> Tuple[List[str], str]:
         """The texts to send back, and what kind of answer they are."""
-        status, cached = await run_blocking(sms_state.claim, message_sid, sender, STALE_CLAIM)
+        status, cached = await run_blocking(
+            sms_state.claim, text.message_sid, text.sender, self.server_id, DEAD_AFTER_SECONDS
+        )
         if status == sms_state.ANSWERED:
             return cached, "retry answered from cache"
+        if status == sms_state.REPLAYED:
+            raise Replayed(f"MessageSid {text.message_sid} was answered before: a replay is not answered again")
         if status == sms_state.PENDING:
-            return await self.wait_for_first_answer(message_sid, started), "retry of a text being answered"
-        task = asyncio.ensure_future(
-            self.respond(request, on_new_message, sender, message_sid, body)
-        )
+            return await self.wait_for_first_answer(request, on_new_message, text, started)
+        return await self.answer_now(request, on_new_message, text, started)
+
+    async def answer_now(
+        self,
+        request: Request,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        text: IncomingText,
+        started: float,
+    ) -> Tuple[List[str], str]:
+        """Answers a text this server has claimed, renewing the claim meanwhile."""
+        task = asyncio.ensure_future(self.respond(request, on_new_message, text))
+        self.answering[text.message_sid] = task
+        task.add_done_callback(lambda _: self.answering.pop(text.message_sid, None))
+        if self.renewer is None:
+            self.renewer = threading.Thread(target=self.renew_claims, name="sms-claims", daemon=True)
+            self.renewer.start()
         # Past the deadline Twilio gets an apology, but the turn (not
         # cancelled) still finishes and its reply is kept for a retry.
         done, _ = await asyncio.wait({task}, timeout=max(0.1, REPLY_DEADLINE - (time.monotonic() - started)))
         if task in done:
             return task.result()
-        logger.warning("SMS %s: no reply within %.0f s", message_sid, REPLY_DEADLINE)
+        logger.warning("SMS %s: no reply within %.0f s", text.message_sid, REPLY_DEADLINE)
         return [SLOW_TEXT], "too slow"
 
-    async def wait_for_first_answer(self, message_sid: str, started: float) -> List[str]:
-        while time.monotonic() - started < REPLY_DEADLINE:
-            await asyncio.sleep(0.2)
-            reply = await run_blocking(sms_state.reply_for, message_sid)
-            if reply is not None:
-                return reply
-        return []
+    def renew_claims(self) -> None:
+        """While this server answers texts, tells the others it is alive. A
+        thread, so that a turn holding the event loop (a first parse takes
+        seconds) does not make a live server look dead."""
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            answering = list(self.answering)
+            if not answering:
+                continue
+            try:
+                sms_state.still_answering(answering, self.server_id)
+            except Exception:  # the database is down: the turns report it themselves
+                logger.warning("SMS: could not renew the claims on %d text(s)", len(answering))
+
+    async def wait_for_first_answer(
+        self,
+        request: Request,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        text: IncomingText,
+        started: float,
+    ) -> Tuple[List[str], str]:
+        """A retry while the text is being answered: the first answer, or the
+        turn run here once the server answering it has died; never nothing."""
+        while True:
+            left = REPLY_DEADLINE - (time.monotonic() - started)
+            if left <= 0:
+                return [apology()], "retry of a text still being answered"
+            running_here = self.answering.get(text.message_sid)
+            if running_here is not None:
+                done, _ = await asyncio.wait({running_here}, timeout=left)
+                if running_here in done:
+                    texts, kind = running_here.result()
+                    return texts, f"retry of a text being answered: {kind}"
+                continue
+            await asyncio.sleep(min(0.25, left))
+            status, cached = await run_blocking(
+                sms_state.recheck, text.message_sid, self.server_id, DEAD_AFTER_SECONDS
+            )
+            if status is None:  # the first answer failed and gave its claim up
+                status, cached = await run_blocking(
+                    sms_state.claim, text.message_sid, text.sender, self.server_id, DEAD_AFTER_SECONDS
+                )
+            if status == sms_state.ANSWERED:
+                return cached, "retry of a text being answered"
+            if status == sms_state.REPLAYED:  # erased ("forget me") while answered
+                return [apology()], "retry of a text erased meanwhile"
+            if status == sms_state.NEW:
+                logger.warning("SMS %s: its first delivery stopped unanswered; answering it here", text.message_sid)
+                texts, kind = await self.answer_now(request, on_new_message, text, started)
+                return texts, f"retry after a dead first delivery: {kind}"
 
     async def respond(
         self,
         request: Request,
         on_new_message: Callable[[UserMessage], Awaitable[Any]],
-        sender: str,
-        message_sid: str,
-        body: str,
+        text: IncomingText,
     ) -> Tuple[List[str], str]:
         """Decides the answer and keeps it for retries of the same MessageSid."""
         try:
-            texts, kind = await self.decide(request, on_new_message, sender, message_sid, body)
+            texts, kind = await self.decide(request, on_new_message, text)
         except Exception:
-            logger.exception("SMS %s could not be answered", message_sid)
-            await run_blocking(sms_state.release, message_sid)
+            logger.exception("SMS %s could not be answered", text.message_sid)
+            await run_blocking(sms_state.release, text.message_sid, self.server_id)
             return [fill(ERROR_TEXT)], "error"
-        await run_blocking(sms_state.save_reply, message_sid, kind, texts)
+        await run_blocking(sms_state.save_reply, text.message_sid, kind, texts)
         return texts, kind
 
     async def decide(
         self,
         request: Request,
         on_new_message: Callable[[UserMessage], Awaitable[Any]],
-        sender: str,
-        message_sid: str,
-        body: str,
+        text: IncomingText,
     ) -> Tuple[List[str], str]:
+        sender, message_sid, body = text.sender, text.message_sid, text.body
         word = keyword(body)
-        if word in STOP_WORDS:
+        # Twilio's Advanced Opt-Out has replied already: only its effect is kept.
+        handled = text.opt_out_type
+        if handled == "STOP" or (not handled and word in STOP_WORDS):
             await run_blocking(sms_state.opt_out, sender)
-            return [fill(STOP_TEXT)], "stop"
+            return ([] if handled else [fill(STOP_TEXT)]), "stop"
         opted_out = await run_blocking(sms_state.is_opted_out, sender)
-        if word in START_WORDS or (opted_out and word in START_WORDS_WHEN_OPTED_OUT):
+        if handled == "START" or (
+            not handled and (word in START_WORDS or (opted_out and word in START_WORDS_WHEN_OPTED_OUT))
+        ):
             await run_blocking(sms_state.opt_in, sender)
-            return [fill(START_TEXT)], "start"
+            return ([] if handled else [fill(START_TEXT)]), "start"
+        if handled == "HELP":
+            return [], "help"
         # An opted-out number gets nothing, except an answer to HELP.
         if opted_out and word not in HELP_WORDS:
             return [], "opted_out"
@@ -369,23 +522,27 @@ class SmsInput(InputChannel):
         if word in HELP_WORDS:
             return sms_text.split_message(fill(HELP_TEXT)), "help"
         if not body.strip():
-            return [fill(NOT_TEXT_TEXT)], "not_text"
+            return [media_only_text()], "not_text"
         body, cut = cut_body(body)
-        text, metadata = body, {}
+        notes = [TOO_LONG_NOTE] if cut else []
+        if text.num_media:
+            notes.append(media_note())
+        user_text, metadata = body, {}
         if sms_text.option_number(body) is not None:
             payload = sms_text.chosen_option(body, await self.last_options(request, sender))
             if payload:
-                text, metadata = payload, {"sms_option": sms_text.option_number(body)}
+                user_text, metadata = payload, {"sms_option": sms_text.option_number(body)}
         collector = SmsOutput()
         message = UserMessage(
-            text, collector, sender, input_channel=self.name(), message_id=message_sid, metadata=metadata or None
+            user_text, collector, sender, input_channel=self.name(), message_id=message_sid,
+            metadata=metadata or None,
         )
         try:
             # a reply within seconds, an apology when the turn gave none
             await run_turn(on_new_message, message)
         except AssistantUnavailable:
             return [apology()], "unavailable"
-        return sms_text.sms_reply(collector.messages, TOO_LONG_NOTE if cut else None), "conversation"
+        return sms_text.sms_reply(collector.messages, "\n\n".join(notes) or None), "conversation"
 
     @staticmethod
     async def last_options(request: Request, sender: str) -> List[Tuple[str, str]]:

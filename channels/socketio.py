@@ -13,7 +13,12 @@ NLU time.
   page, also inside other sites' iframes) or an origin listed in
   CHAT_ALLOWED_ORIGINS (pages embedding a third-party widget such as
   rasa-webchat), on the handshake and on the WebSocket alike. Rasa's channel
-  turns python-socketio's origin check off altogether.
+  turns python-socketio's origin check off altogether. CORS headers stay
+  Rasa's own (`rasa run --cors`), as for every other route.
+- A conversation or a client address sending far more than a person would
+  gets the polite `too_many_messages` as a bot message (a notice, like an
+  input error) instead of a turn (channels/rate_limits.py; the address is
+  the one the socket connected from).
 """
 
 import inspect
@@ -26,6 +31,7 @@ from rasa.core.channels.socketio import SocketIOInput
 from sanic import Blueprint
 
 from channels.checks import BadInput, checked_message, checked_metadata
+from channels.rate_limits import TooManyMessages, chat_limits, client_address, too_many_messages
 from channels.turn_guard import with_reply_guarantee
 from channels.webchat import allowed_origins
 from clinic import conversation_ids
@@ -76,6 +82,25 @@ class OriginCheck:
         return False
 
 
+def without_cors_headers(handle_request: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Engine.IO's request handler, minus the CORS headers it adds once it
+    checks origins. Rasa answers CORS itself, on every route including
+    /socket.io (Sanic-CORS, `rasa run --cors`, which scripts/serve.py fills
+    from CHAT_ALLOWED_ORIGINS): both at once gave a listed site's long-polling
+    two Access-Control-Allow-Origin values, which browsers refuse, so a
+    widget such as rasa-webchat never connected."""
+
+    async def handle(*args: Any, **kwargs: Any) -> Any:
+        reply = await handle_request(*args, **kwargs)
+        headers = getattr(reply, "headers", None)  # a WebSocket's reply has none
+        if headers is not None:
+            for name in {name.lower() for name in headers if name.lower().startswith("access-control-")}:
+                headers.popall(name, None)
+        return reply
+
+    return handle
+
+
 class CheckedSocketIOInput(SocketIOInput):
     @classmethod
     def name(cls) -> Text:
@@ -83,10 +108,12 @@ class CheckedSocketIOInput(SocketIOInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         conversation_ids.check_configured()  # refuse to start rather than fail every visitor
+        limits = chat_limits()  # a bad setting stops the server here, not a visitor's message
         # A turn that fails or stalls still gets a reply (channels/turn_guard.py).
         blueprint = super().blueprint(with_reply_guarantee(on_new_message))
         sio = self.sio
         sio.eio.cors_allowed_origins = OriginCheck(allowed_origins())
+        sio.eio.handle_request = without_cors_headers(sio.eio.handle_request)
         namespace = self.namespace or "/"
         # Rasa's handler stays in charge of messages; this one runs first and
         # passes on only input it can handle.
@@ -137,7 +164,21 @@ class CheckedSocketIOInput(SocketIOInput):
                     self.bot_message_evt, {"text": str(error), "error": True}, room=sid, namespace=namespace
                 )
                 return
-            await handle_message(sid, checked)
+            try:
+                # Rasa's handler speaks as the confirmed conversation, or as the socket without persistence
+                admission = limits.admit(checked.get("session_id") or sid, socket_address(sid))
+            except TooManyMessages:
+                await sio.emit(
+                    self.bot_message_evt, {"text": too_many_messages(), "error": True}, room=sid, namespace=namespace
+                )
+                return
+            with admission:
+                await handle_message(sid, checked)
+
+        def socket_address(sid: Text) -> Optional[Text]:
+            environ = sio.get_environ(sid, namespace=namespace) or {}
+            request = environ.get("sanic.request")
+            return client_address(request) if request is not None else None
 
         sio.on("session_request", session_request, namespace=self.namespace)
         sio.on("disconnect", disconnect, namespace=self.namespace)

@@ -19,6 +19,12 @@ wait for a free place before their turn starts. Rasa parses every message on
 the event loop (about 0.1 s of CPU each), so with dozens of turns in flight a
 turn whose action server had long answered was not resumed for seconds, the
 action call timed out and the medical disclaimer was lost.
+
+A message first waits for its conversation's previous turn, then for a
+place: Rasa runs one turn of a conversation at a time (its lock store), and
+messages queued there while holding places took every place, so a burst of
+40 messages on one conversation kept every other visitor waiting 25 s for
+a 503. Now a conversation holds at most one place, whatever it sends.
 """
 
 import asyncio
@@ -55,6 +61,9 @@ MAX_TURNS_IN_PROGRESS = _max_turns_in_progress()
 # gets the apology instead of a timeout.
 START_WAIT_SECONDS = 25.0
 _places: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+_conversations: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dict[Text, _Conversation]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 # Rasa imports the channels (credentials.yml) before it serves anything, so
 # every Rasa server that uses this guard calls the action server with a
@@ -104,27 +113,91 @@ def _turn_places() -> asyncio.Semaphore:
     return _places[loop]
 
 
-async def _take_place(places: asyncio.Semaphore) -> bool:
-    """Waits for a free place; False when none came free in time. (Not
-    asyncio.wait_for: on Python 3.10 it can drop an acquired place when its
-    timeout fires at the same moment.)"""
-    acquiring = asyncio.ensure_future(places.acquire())
+class _Conversation:
+    """One conversation's turn in this server: its messages wait here, in
+    order of arrival, without a place. Forgotten when none is left."""
+
+    def __init__(self, conversations: Dict[Text, "_Conversation"], sender_id: Text) -> None:
+        self.conversations = conversations
+        self.sender_id = sender_id
+        self.lock = asyncio.Lock()
+        self.messages = 0  # running or waiting
+
+    def acquire(self) -> Awaitable[bool]:
+        return self.lock.acquire()
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def leave(self) -> None:
+        self.messages -= 1
+        if self.messages == 0:
+            del self.conversations[self.sender_id]
+
+
+def _conversation(sender_id: Text) -> _Conversation:
+    """The conversation's queue, joined by one more message (leave() when done)."""
+    conversations = _conversations.setdefault(asyncio.get_running_loop(), {})
+    conversation = conversations.get(sender_id)
+    if conversation is None:
+        conversation = conversations[sender_id] = _Conversation(conversations, sender_id)
+    conversation.messages += 1
+    return conversation
+
+
+async def _take(resource: Any, seconds: float) -> bool:
+    """Waits up to `seconds` to acquire the lock or semaphore; False when it
+    did not come free in time. (Not asyncio.wait_for: on Python 3.10 it can
+    drop an acquired place when its timeout fires at the same moment.)"""
+    acquiring = asyncio.ensure_future(resource.acquire())
     try:
-        await asyncio.wait({acquiring}, timeout=START_WAIT_SECONDS)
+        await asyncio.wait({acquiring}, timeout=max(0.0, seconds))
     except BaseException:  # the visitor went away while waiting
-        _give_up(acquiring, places)
+        _give_up(acquiring, resource)
         raise
     if acquiring.done() and not acquiring.cancelled():
         return True
-    _give_up(acquiring, places)
+    _give_up(acquiring, resource)
     return False
 
 
-def _give_up(acquiring: "asyncio.Future", places: asyncio.Semaphore) -> None:
+def _give_up(acquiring: "asyncio.Future", resource: Any) -> None:
     if not acquiring.done():
-        acquiring.cancel()  # Semaphore.acquire passes a place it was just given on
+        acquiring.cancel()  # Lock and Semaphore pass on what they were just giving
     elif not acquiring.cancelled():
+        resource.release()
+
+
+async def _start(sender_id: Text) -> Callable[[], None]:
+    """Waits for the conversation's previous turn, then for a free place;
+    returns what frees both. Raises AssistantUnavailable when they did not
+    come within START_WAIT_SECONDS."""
+    deadline = asyncio.get_running_loop().time() + START_WAIT_SECONDS
+    conversation = _conversation(sender_id)
+    places = _turn_places()
+    try:
+        if not await _take(conversation, START_WAIT_SECONDS):
+            logger.error("a turn could not start within %.0f s: its conversation's turns were stuck", START_WAIT_SECONDS)
+            raise AssistantUnavailable()
+        try:
+            placed = await _take(places, deadline - asyncio.get_running_loop().time())
+        except BaseException:
+            conversation.release()
+            raise
+        if not placed:
+            conversation.release()
+            logger.error("a turn could not start within %.0f s: the server is overloaded", START_WAIT_SECONDS)
+            raise AssistantUnavailable()
+    except BaseException:
+        conversation.leave()
+        raise
+
+    def finish() -> None:
         places.release()
+        conversation.release()
+        conversation.leave()
+
+    return finish
 
 
 async def run_turn(on_new_message: Handler, message: UserMessage) -> None:
@@ -132,10 +205,7 @@ async def run_turn(on_new_message: Handler, message: UserMessage) -> None:
 
     Raises AssistantUnavailable when the turn could not run at all.
     """
-    places = _turn_places()
-    if not await _take_place(places):
-        logger.error("a turn could not start within %.0f s: the server is overloaded", START_WAIT_SECONDS)
-        raise AssistantUnavailable()
+    finish = await _start(message.sender_id)
     output = message.output_channel
     counting = _CountingOutput(output)
     message.output_channel = counting
@@ -148,12 +218,13 @@ async def run_turn(on_new_message: Handler, message: UserMessage) -> None:
         # cancel a turn halfway, between the lock and saving the conversation.
         turn = asyncio.ensure_future(on_new_message(message))
     except BaseException:
-        places.release()
+        finish()
         raise
     finally:
         stop_reporting(reporting)
-    # the place is free again when the turn ends, also when it outlives the budget
-    turn.add_done_callback(lambda _: places.release())
+    # the place and the conversation are free again when the turn ends, also
+    # when it outlives the budget
+    turn.add_done_callback(lambda _: finish())
     turn.add_done_callback(_log_failure)
     try:
         await asyncio.wait_for(asyncio.shield(turn), TURN_BUDGET_SECONDS)

@@ -6,15 +6,18 @@ the default profile needs no service. Tables are created on first use.
 """
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import threading
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Awaitable, Dict, Iterable, List, Optional, TypeVar
 
 import sqlalchemy as sa
 
 from clinic import PROJECT_ROOT
+
+T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'clinic.db'}"
 
@@ -75,6 +78,20 @@ sms_messages = sa.Table(
     sa.Column("kind", sa.String(32)),
     # the reply's messages as a JSON list of texts
     sa.Column("reply", sa.Text),
+)
+
+# SMS: every MessageSid ever received, kept for good so that a replayed
+# request is refused (channels/sms_state.py says why). No sender_id: "forget
+# me" leaves these, and a SHA-256 of Twilio's id leads back to no one.
+sms_message_sids = sa.Table(
+    "sms_message_sids",
+    metadata,
+    sa.Column("message_sid_hash", sa.String(64), primary_key=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    # while a text is being answered: which server answers it, and when that
+    # server last renewed its claim (a retry takes over from a dead one)
+    sa.Column("answered_by", sa.String(64)),
+    sa.Column("alive_at", sa.DateTime(timezone=True)),
 )
 
 # Staff console (staff/): accounts, sign-in sessions, what staff changed, and
@@ -253,3 +270,16 @@ async def run_blocking(function, *args, **kwargs):
     return await asyncio.get_running_loop().run_in_executor(
         None, lambda: function(*args, **kwargs)
     )
+
+
+def run_to_completion(coroutine: Awaitable[T]) -> T:
+    """Runs a coroutine (Rasa's tracker stores are async) from synchronous
+    code: asyncio.run, on a thread of its own when this thread already runs
+    an event loop (asyncio.run refuses to nest: Sanic, Playwright's sync API)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+

@@ -9,10 +9,11 @@ is as close to "how much does it cost" (cosine 0.68) as to "pain in my
 buttock" (0.79); mean-pooled, 0.01 against 0.66. Token features are Rasa's.
 """
 
-from typing import List, Tuple
+from typing import Any, Dict, List, Text, Tuple
 
 import numpy as np
 import tensorflow as tf
+from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.featurizers.dense_featurizer.lm_featurizer import LanguageModelFeaturizer
 from rasa.nlu.constants import TOKENS_NAMES
@@ -26,6 +27,12 @@ TRAINING_BATCH = 64  # Rasa's
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
 class MeanPooledLanguageModelFeaturizer(LanguageModelFeaturizer):
+    def __init__(self, config: Dict[Text, Any], execution_context: ExecutionContext) -> None:
+        super().__init__(config, execution_context)
+        # Trace the encoder now, not on a visitor's first message (about
+        # 8 s on two cores, which overran the turn's budget).
+        self._compute_batch_sequence_features(np.ones((1, 2)), [[self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]])
+
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         examples = [example for example in training_data.training_examples if example.get(TEXT)]
         # similar lengths together: a batch is padded to its longest text

@@ -20,6 +20,7 @@ from sanic.request import Request
 
 from clinic import store
 from staff import audit, auth, inbox
+from staff.conversations import Conversations, TrackerStoreUnavailable
 from staff.publishing import PublishFailed, Publisher
 from staff.rasa_api import RasaUnavailable
 from staff.settings import Settings
@@ -74,6 +75,7 @@ def create_app(settings: Settings) -> Sanic:
     data = TrainingData(settings.project_dir)
     retrainer = Retrainer(settings)
     publisher = Publisher(settings)
+    conversations = Conversations(publisher.servers, settings)
     flashes: Dict[str, List[str]] = defaultdict(list)
 
     def render(request: Request, name: str, http_status: int = 200, **context) -> response.HTTPResponse:
@@ -340,15 +342,14 @@ def create_app(settings: Settings) -> Sanic:
         item = items[0]
         error, events = None, []
         try:
-            tracker = await store.run_blocking(publisher.servers.tracker, item.sender_id)
-            for event in (tracker or {}).get("events") or []:
+            for event in await store.run_blocking(conversations.events, item.sender_id):
                 if event.get("event") == "user":
                     intent = (event.get("parse_data") or {}).get("intent") or {}
                     events.append({"who": "visitor", "text": event.get("text"), "at": event.get("timestamp"),
                                    "note": f"{intent.get('name')} {intent.get('confidence', 0):.2f}" if intent.get("name") else ""})
                 elif event.get("event") == "bot":
                     events.append({"who": "assistant", "text": event.get("text"), "at": event.get("timestamp"), "note": ""})
-        except RasaUnavailable as error_:
+        except (RasaUnavailable, TrackerStoreUnavailable) as error_:
             error = f"The conversation could not be loaded: {error_}"
         return render(request, "conversation.html", item=item, events=events, error=error,
                       visitor=visitor_label(item.sender_id, item.channel))

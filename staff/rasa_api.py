@@ -1,7 +1,7 @@
 """The running Rasa servers' HTTP API, always with the API token."""
 
+import re
 from typing import Any, Dict, List, Optional, Tuple
-from urllib.parse import quote
 
 import requests
 
@@ -10,10 +10,29 @@ LOAD_TIMEOUT = 300
 TIMEOUT = 30
 # a page showing what each server runs must not hang on one that does not answer
 STATUS_TIMEOUT = 5
+# What a conversation id may hold for Rasa's /conversations/<conversation_id>/...
+# routes to read back exactly that id. Sanic 21.12 hands a route the raw path,
+# never percent-decoded (Rasa's routes do not ask it to unquote), so "%2B" is
+# looked up as "%2B", not "+"; and no request line carries a space, "?", "#",
+# "%" or a non-ASCII letter unencoded. These characters travel unencoded and
+# unchanged (requests and urllib3 only resolve "." and ".." segments).
+_IN_RASA_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]+")
 
 
 class RasaUnavailable(RuntimeError):
     pass
+
+
+class UnroutableConversationId(RasaUnavailable):
+    """Rasa's conversation routes cannot name this conversation id."""
+
+
+def conversation_path(sender_id: str) -> Optional[str]:
+    """/conversations/<conversation_id> as Rasa's routes read it back, or
+    None when no URL can name this id to them."""
+    if not _IN_RASA_PATH.fullmatch(sender_id) or any(part in (".", "..") for part in sender_id.split("/")):
+        return None
+    return f"/conversations/{sender_id}"
 
 
 class RasaServers:
@@ -21,11 +40,14 @@ class RasaServers:
         self.urls = urls
         self.token = token
 
-    def _call(self, method: str, url: str, path: str, timeout: float = TIMEOUT, **kwargs) -> requests.Response:
+    def _call(self, method: str, url: str, path: str, timeout: float = TIMEOUT,
+              params: Optional[Dict[str, str]] = None, **kwargs) -> requests.Response:
         if not self.token:
             raise RasaUnavailable("no API token: set RASA_API_TOKEN (or start the assistant with `make run`)")
         try:
-            response = requests.request(method, url + path, params={"token": self.token}, timeout=timeout, **kwargs)
+            response = requests.request(
+                method, url + path, params={**(params or {}), "token": self.token}, timeout=timeout, **kwargs
+            )
         except requests.RequestException as error:
             raise RasaUnavailable(f"{url} cannot be reached ({type(error).__name__})") from None
         if response.status_code in (401, 403):
@@ -50,12 +72,21 @@ class RasaServers:
                 found[url] = {"error": str(error)}
         return found
 
+    @staticmethod
+    def _conversation_path(sender_id: str) -> str:
+        path = conversation_path(sender_id)
+        if path is None:
+            raise UnroutableConversationId("Rasa's HTTP API cannot name this conversation's id in a URL")
+        return path
+
     def tracker(self, sender_id: str) -> Optional[Dict[str, Any]]:
-        """The whole conversation, from the first server that answers."""
+        """The whole conversation (every event, before restarts too), from the
+        first server that answers. UnroutableConversationId when no URL can name it."""
+        path = self._conversation_path(sender_id) + "/tracker"
         last_error = None
         for url in self.urls:
             try:
-                response = self._call("GET", url, f"/conversations/{quote(sender_id, safe='')}/tracker")
+                response = self._call("GET", url, path, params={"include_events": "ALL"})
             except RasaUnavailable as error:
                 last_error = error
                 continue
@@ -90,7 +121,7 @@ class RasaServers:
     def trigger_intent(self, url: str, sender_id: str, intent: str) -> None:
         """Runs the turn of `intent` in a conversation, through the API (the
         token): how the console gives a command no visitor can type."""
-        path = f"/conversations/{quote(sender_id, safe='')}/trigger_intent"
+        path = self._conversation_path(sender_id) + "/trigger_intent"
         response = self._call("POST", url, path, json={"name": intent})
         if not response.ok:
             raise RasaUnavailable(f"{url} answered {response.status_code} to {intent}")

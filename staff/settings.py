@@ -46,6 +46,10 @@ class Settings:
     lockout_minutes: int = 15
     # Set STAFF_COOKIE_SECURE=1 when the console is served over HTTPS.
     secure_cookie: bool = False
+    # Where the Rasa servers keep conversations, as scripts/serve.py configures
+    # them (RASA_ENDPOINTS, CLINIC_VAR_DIR): read for ids their API cannot name.
+    endpoints_file: Path = PROJECT_ROOT / "endpoints.yml"
+    var_dir: Path = PROJECT_ROOT / "var"
 
     @property
     def models_dir(self) -> Path:
@@ -63,7 +67,9 @@ class Settings:
 
 def from_environment() -> Settings:
     project_dir = Path(os.environ.get("STAFF_PROJECT_DIR") or PROJECT_ROOT).resolve()
-    var_dir = Path(os.environ.get("CLINIC_VAR_DIR") or PROJECT_ROOT / "var")
+    # relative to the project, as scripts/serve.py reads them
+    var_dir = PROJECT_ROOT / (os.environ.get("CLINIC_VAR_DIR") or "var")
+    endpoints_file = PROJECT_ROOT / (os.environ.get("RASA_ENDPOINTS") or "endpoints.yml")
     return Settings(
         host=os.environ.get("STAFF_HOST") or "127.0.0.1",
         port=_int("STAFF_PORT", 5002),
@@ -74,4 +80,6 @@ def from_environment() -> Settings:
         max_failed_logins=_int("STAFF_MAX_FAILED_LOGINS", 5),
         lockout_minutes=_int("STAFF_LOCKOUT_MINUTES", 15),
         secure_cookie=os.environ.get("STAFF_COOKIE_SECURE", "").lower() in ("1", "true", "yes"),
+        endpoints_file=endpoints_file,
+        var_dir=var_dir,
     )

@@ -9,12 +9,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 import requests
 
-from clinic import conversation_ids
+from clinic import conversation_ids, store
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "clinic.tar.gz"
@@ -183,3 +183,27 @@ def browser():
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+def store_conversation(assistant: Assistant, sender_id: str, turns: List[Tuple[str, str]]) -> None:
+    """Writes a conversation of (visitor text, answer) turns straight into the
+    assistant's tracker store (endpoints.yml: SQLite in its var folder) under
+    exactly `sender_id`: a test's way to have one for any id, including ids
+    that no channel and no URL of Rasa's API can name."""
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    events = [ActionExecuted("action_listen")]
+    for text, answer in turns:
+        events += [
+            UserUttered(text, intent={"name": "faq", "confidence": 0.91}),
+            ActionExecuted("utter_faq"),
+            BotUttered(answer),
+            ActionExecuted("action_listen"),
+        ]
+    tracker_store = SQLTrackerStore(dialect="sqlite", db=str(assistant.var_dir / "conversations.db"))
+    try:
+        store.run_to_completion(tracker_store.save(DialogueStateTracker.from_events(sender_id, events)))
+    finally:
+        tracker_store.engine.dispose()
