@@ -99,6 +99,7 @@ def response_label(response: Optional[str], slots: Optional[Dict[str, Any]] = No
 # Responses whose name is not "utter_<label>".
 RESPONSE_LABELS = {
     "utter_emergency": EMERGENCY,
+    "utter_emergency_reminder": EMERGENCY,
     "utter_erasure_result": "request_data_erasure",
     "utter_default": FALLBACK,
     "utter_spanish": "speak_spanish",

@@ -24,6 +24,9 @@ from clinic.facts import clinic_facts
 from clinic.tracker_store import ERASURE_FAILED_SLOT, erasure_outcome
 
 ERASURE_RESULT = "utter_erasure_result"
+# Said in the visitor's language when the message was Spanish (components/language.py).
+IN_THE_VISITORS_LANGUAGE = {"utter_emergency", "utter_emergency_reminder"}
+LANGUAGE_SLOT = "language"
 
 
 class ClinicNLG(TemplatedNaturalLanguageGenerator):
@@ -45,6 +48,9 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
             # The erase action failed or never reached the action server (its
             # slot then keeps its initial "not failed"): never confirm that.
             overrides = {**(overrides or {}), ERASURE_FAILED_SLOT: True}
+        language = (tracker.latest_message.parse_data or {}).get(LANGUAGE_SLOT) if tracker.latest_message else None
+        if utter_action in IN_THE_VISITORS_LANGUAGE and language:
+            overrides = {**(overrides or {}), LANGUAGE_SLOT: language}
         if isinstance(overrides, dict) and overrides:
             tracker = tracker.copy()
             for name, value in overrides.items():

@@ -10,8 +10,8 @@ from typing import Dict, List
 # the current model reaches, less a margin for training-to-training
 # variation. The aims are 95% and 97% (ACCURACY_TARGETS, reported by
 # `make bench`); a floor rises as the model does.
-ACCURACY_FLOORS: Dict[str, float] = {"real": 0.85, "written": 0.96}
-ACCURACY_TARGETS: Dict[str, float] = {"real": 0.95, "written": 0.97}
+ACCURACY_FLOORS: Dict[str, float] = {"real": 0.93, "real_2": 0.93, "written": 0.96}
+ACCURACY_TARGETS: Dict[str, float] = {"real": 0.95, "real_2": 0.95, "written": 0.97}
 # Every emergency sent to 911, on every set.
 MIN_RED_FLAG_RECALL = 1.0
 # Non-emergency messages answered with 911, on every set.

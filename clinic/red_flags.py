@@ -53,8 +53,40 @@ def load_patterns(path=RED_FLAGS_FILE, prefix: str = PATTERN_PREFIX) -> Dict[str
     }
 
 
+# What a visitor says they do not have: "no fever", "no bladder or bowel
+# problems", "not an emergency", "I'm not pregnant or on blood thinners". A
+# match is denied when one of these words stands right before it, or before
+# a short list that ends in it (NegEx's idea, Chapman et al. 2001, with the
+# window narrowed to a list so that a denial never reaches further): "no
+# control of my bladder" is the symptom itself and still matches, as does
+# any pattern whose match starts with its own negation ("can't pee").
+_DENIAL = (
+    r"\b(?:no|not|never|without|nor|neither|zero|none of|free of|denies|deny|nothing(?: \w+)? like|"
+    r"(?:do|does|did)(?:n'?t| not) have|(?:have|has)(?:n'?t| not) (?:had|got)|(?:is|are|was|were)n'?t|(?:i'?m|am) not)\s+"
+    r"(?:{filler}){{0,2}}(?:[\w'-]+(?:\s+[\w'-]+)?(?:\s*,\s*(?:or\s+|and\s+|nor\s+)?|\s+(?:or|nor)\s+)(?:{filler}){{0,2}}){{0,3}}$"
+).format(filler=r"(?:any|a|an|real|actual|on|taking|my|his|her|the|signs? of|symptoms? of|history of|issues? with|problems? with|trouble with|loss of)\s+")
+_DENIED = re.compile(_DENIAL)
+
+
+def denied(text: str, start: int) -> bool:
+    """Whether what starts at `start` in the (normalized) text is denied."""
+    return _DENIED.search(text, 0, start) is not None
+
+
+def _flag_start(match: "re.Match") -> int:
+    """Where the symptom or condition of a match starts: its group `flag`
+    where the pattern names one (a pattern of lookaheads matches at the
+    start of the text), else the match's start."""
+    if "flag" in match.re.groupindex and match.start("flag") >= 0:
+        return match.start("flag")
+    return match.start()
+
+
 class RedFlagMatcher:
-    """Finds which of a net's patterns (red flags, own-case questions) a message matches."""
+    """Finds which of a net's patterns (red flags, own-case questions) a message matches.
+
+    A match the visitor denies ("no fever") does not count (`denied`); the
+    same pattern matching elsewhere in the message still does."""
 
     def __init__(self, patterns: Iterable[Tuple[str, str]]) -> None:
         self._patterns = [(name, re.compile(regex)) for name, regex in patterns]
@@ -72,6 +104,6 @@ class RedFlagMatcher:
         text = normalize(text)
         found: List[str] = []
         for name, pattern in self._patterns:
-            if name not in found and pattern.search(text):
+            if name not in found and any(not denied(text, _flag_start(match)) for match in pattern.finditer(text)):
                 found.append(name)
         return found

@@ -13,6 +13,11 @@ accent, ¿, ñ, or a common Spanish word) leaves none, and finds as many
 Spanish examples as the high-accuracy mode. The classifier still learns
 `speak_spanish` for what lingua cannot tell from a word or two ("hola"),
 and for English requests ("do you speak Spanish?").
+
+An emergency stays an emergency in Spanish (data/nlu/red_flags.yml has
+Spanish patterns too): 911 first, said in Spanish (utter_emergency's
+variation for the slot `language`, which clinic/nlg.py fills from the
+message's `language`).
 """
 
 import re
@@ -28,6 +33,9 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 SPANISH_INTENT = "speak_spanish"
+EMERGENCY_INTENT = "report_emergency"
+# the parse data's language of a Spanish emergency (domain slot `language`)
+LANGUAGE_KEY = "language"
 # Written Spanish: its marks and most common short words (none of them English).
 SPANISH_MARKS = re.compile(
     r"[¿¡ñáéíóú]|\b(que|qué|del|las|los|el|la|es|para|por|con|una|mi|tengo|hola|gracias|puede|pueden|"
@@ -73,6 +81,10 @@ class SpanishDetector(GraphComponent, IntentClassifier):
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             if not self.is_spanish(message.get(TEXT) or ""):
+                continue
+            if (message.get(INTENT) or {}).get("name") == EMERGENCY_INTENT:
+                # 911 first, in Spanish (clinic/nlg.py reads this)
+                message.set(LANGUAGE_KEY, "es", add_to_output=True)
                 continue
             intent = {"name": SPANISH_INTENT, "confidence": 1.0}
             ranking = [entry for entry in message.get(INTENT_RANKING_KEY) or [] if entry.get("name") != SPANISH_INTENT]

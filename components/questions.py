@@ -58,17 +58,26 @@ MAX_PARTS = 6
 # and, with several questions, as one of them.
 MIN_CONFIDENCE = 0.5
 MULTI_MIN_CONFIDENCE = 0.5
-# A part shorter than this ("in muscles??") is not a question of its own.
+# A part shorter than this ("in muscles??") is not a question of its own,
+# unless it starts as one ("how much?").
 MIN_QUESTION_WORDS = 3
 
-_SENTENCE_END = re.compile(r"(?<=[?!.])\s+|\n+")
+# Sentence ends, a colon before the questions ("Quick q's: is it safe, ..."),
+# and the numbers of a numbered list ("1) does it help 2) how many sessions").
+_SENTENCE_END = re.compile(r"(?<=[?!.:])\s+|\n+|\s*(?<!\w)\(?\d{1,2}\)\s+")
 # A clause that starts a new question: "..., and how many ...", "... also is it ..."
 _QUESTION_START = (
-    r"(?:how|what|whats|what's|which|who|whos|who's|where|when|why|is|are|can|could|do|does|did|"
+    r"(?:how|hw|what|whats|what's|wat|wats|wut|which|who|whos|who's|where|when|why|is|are|can|cn|could|do|does|did|"
     r"will|would|should|shall|may|any|if|r|u|you|tell|explain)\b"
 )
-_CLAUSE_SPLIT = re.compile(r"(?:,\s*|\s+)(?:and(?:\s+also)?|also|plus|&)\s+(?=" + _QUESTION_START + ")", re.IGNORECASE)
-_LOOKS_LIKE_QUESTION = re.compile(r"\?\s*$|^\W*(?:(?:and|also|plus|so|but|oh|ok)\W+)*" + _QUESTION_START, re.IGNORECASE)
+# "n" and "&" are texting's "and"
+_CLAUSE_SPLIT = re.compile(
+    r"(?:,\s*|\s+)(?:and(?:\s+also)?|also|plus|&|n)\s+(?=" + _QUESTION_START + ")", re.IGNORECASE
+)
+_LOOKS_LIKE_QUESTION = re.compile(
+    r"\?\s*$|^\W*(?:(?:and|also|plus|so|but|oh|ok|okay|hi|hey|hello|hmm|um|yeah|yes|no|well)\W+)*" + _QUESTION_START,
+    re.IGNORECASE,
+)
 # Intents that answer a question (the rest are greetings, thanks, emergencies...).
 ANSWER_INTENTS = {"faq", "not_covered", "ask_muscle", "book_appointment", "ask_personal_advice"}
 EMERGENCY_INTENT = "report_emergency"
@@ -77,7 +86,15 @@ EMERGENCY_INTENT = "report_emergency"
 # Questions listed with commas start with one of these ("if it hurts, is
 # that normal?" is one question).
 _STARTS_AS_QUESTION = re.compile(
-    r"(?:how|what|whats|what's|which|who|where|when|why|is|are|can|could|do|does|did|will|would|should)\b",
+    r"(?:how|hw|what|whats|what's|wat|wats|wut|which|who|where|when|why|is|are|can|cn|could|do|does|did|will|would|"
+    r"should)\b",
+    re.IGNORECASE,
+)
+# What comes before the questions and asks nothing: "sounds good, how do I
+# book and ...", "ok so, is it safe, ...".
+_LEAD_IN = re.compile(
+    r"^(?:(?:sounds good|ok|okay|ok so|great|thanks|thank you|thx|hi|hey|hello|cool|perfect|alright|got it|"
+    r"ah|oh|hmm|so|well|yes|yeah|no|nope|sure)\W*)+,\s*(?=" + _QUESTION_START + ")",
     re.IGNORECASE,
 )
 _COMMA = re.compile(r",\s*")
@@ -113,6 +130,7 @@ def conjunct_variants(clause: Text) -> List[Text]:
 def _listed_questions(clause: Text) -> List[Text]:
     """"is it safe, how much is it": the questions a clause lists with commas,
     when each starts as a question does; else the clause."""
+    clause = _LEAD_IN.sub("", clause)
     pieces = [piece.strip() for piece in _COMMA.split(clause)]
     if len(pieces) > 1 and all(_STARTS_AS_QUESTION.match(piece) for piece in pieces):
         return pieces
@@ -129,6 +147,13 @@ def split_parts(text: Text) -> List[Text]:
                 if len(re.findall(r"\w+", piece)) >= 2:
                     parts.append(piece)
     return parts[:MAX_PARTS]
+
+
+def _is_a_question_of_its_own(text: Text) -> bool:
+    """Long enough to be one of several questions: MIN_QUESTION_WORDS, or
+    two words that start as a question does ("how much", "how long")."""
+    words = len(re.findall(r"\w+", text))
+    return words >= MIN_QUESTION_WORDS or (words == 2 and bool(_STARTS_AS_QUESTION.match(text.strip())))
 
 
 def looks_like_question(text: Text) -> bool:
@@ -252,7 +277,7 @@ class QuestionMerger(_InferenceOnly):
                     answered.append((piece, found))
         several = [
             (part, found) for part, found in answered
-            if found["confidence"] >= MULTI_MIN_CONFIDENCE and len(re.findall(r"\w+", part.get(TEXT))) >= MIN_QUESTION_WORDS
+            if found["confidence"] >= MULTI_MIN_CONFIDENCE and _is_a_question_of_its_own(part.get(TEXT))
         ]
         if len(several) >= 2:
             several = several[:MAX_QUESTIONS]

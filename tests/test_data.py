@@ -22,7 +22,9 @@ ISSUE_TOPICS = {
     "dry_needling_vs_acupuncture", "soreness_after", "does_it_help", "how_many_sessions",
     "research_sources", "practitioner",
 }
-NOT_COVERED_TOPICS = {"prices", "insurance", "hours", "location", "session_length", "other_conditions", "policies"}
+NOT_COVERED_TOPICS = {
+    "prices", "insurance", "hours", "location", "session_length", "other_conditions", "policies", "treatment_details",
+}
 MAX_ANSWER_LENGTH = 600
 
 

@@ -30,6 +30,20 @@ from components.questions import QuestionMerger, QuestionSplitter, conjunct_vari
         ("my leg hurts, can it help?", ["my leg hurts, can it help?"]),
         # one-word fragments are not parts
         ("hi! ok. is it safe?", ["is it safe?"]),
+        # a lead-in before a colon, numbered lists, texting's "n" and "wat"
+        ("Quick q's: is it safe, does it hurt, and how long is a session?",
+         ["Quick q's:", "is it safe", "does it hurt", "how long is a session?"]),
+        ("Hi! Two questions: does it hurt, and how soon will I notice a difference?",
+         ["Two questions:", "does it hurt", "how soon will I notice a difference?"]),
+        ("1) does it help sciatica 2) how many sessions 3) do you take aetna",
+         ["does it help sciatica", "how many sessions", "do you take aetna"]),
+        ("(1) is it safe (2) does it hurt", ["is it safe", "does it hurt"]),
+        ("wat is dry needling, does it hurt, and how much", ["wat is dry needling", "does it hurt", "how much"]),
+        ("hey how much is it n can i book for this week", ["hey how much is it", "can i book for this week"]),
+        ("sounds good, how do i book and can i come this saturday?", ["how do i book", "can i come this saturday?"]),
+        # a number or a time is not a list
+        ("it was 10:30 when it started, is that bad?", ["it was 10:30 when it started, is that bad?"]),
+        ("I had 2 sessions, is that enough?", ["I had 2 sessions, is that enough?"]),
         ("", []),
     ],
 )

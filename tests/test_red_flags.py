@@ -40,6 +40,21 @@ EMERGENCIES = [
     ("my mom fell down the stairs yesterday and now she has terrible back and leg pain", "red_flag_trauma"),
     ("after the car crash my back and leg hurt badly", "red_flag_trauma"),
     ("back pain and a temp of 102", "red_flag_fever"),
+    ("today I'm crawling around the house and I can't really tell when I need to pee anymore", "red_flag_bladder_bowel"),
+    ("I think my dad is having a stroke", "red_flag_chest_breathing"),
+    ("since last night I can't really pee properly, like it won't start", "red_flag_bladder_bowel"),
+    ("i'm not able to pee since this morning", "red_flag_bladder_bowel"),
+    ("now my leg keeps giving out and it's getting worse every hour", "red_flag_leg_weakness"),
+    ("since yesterday I can't really feel the toilet paper when I wipe", "red_flag_saddle_numbness"),
+    ("peeing feels strange, like I have to push", "red_flag_bladder_bowel"),
+    ("tripped on the stairs, now my back and leg are killing me", "red_flag_trauma"),
+    # a denial nearby does not hide the symptom itself
+    ("I have no bladder control", "red_flag_bladder_bowel"),
+    ("I don't have control of my bladder anymore", "red_flag_bladder_bowel"),
+    ("no fever and i cant pee", "red_flag_bladder_bowel"),
+    ("never had bladder problems before but now i peed myself", "red_flag_bladder_bowel"),
+    ("not sure if it's an emergency but I can't feel my groin", "red_flag_saddle_numbness"),
+    ("no pain really, but both my legs went numb", "red_flag_both_legs"),
 ]
 
 NOT_EMERGENCIES = [
@@ -62,16 +77,29 @@ NOT_EMERGENCIES = [
     "I can't walk far without my leg hurting, can dry needling help?",
     "my sciatica started in the fall and never went away",
     "I fell in love with dry needling after my first session lol",
+    "I slipped a disc years ago and now the sciatica is back",
+    "I slipped a disc last year and now the sciatica is back",
     "both my calves are tight after running",
     "my legs both feel tight in the morning",
     "do you take no-fault insurance for car accident injuries?",
     "I had a car accident 10 years ago, could that be why my back hurts?",
     "does dry needling hurt? i pass out at the sight of needles",
+    "my mom is on blood thinners since her stroke, can she get needled for her sciatica?",
+    "my back went into spasm when I sneezed, worst pain of my life, can dry needling help?",
     # normal after-effects (the soreness answer, never 911)
     "I feel worse after my session, is that normal?",
     "the pain in my leg has been bad for months, can dry needling help?",
     "my leg is sore and a bit bruised where the needle went in",
     "i feel a bit weak and tired after the session today",
+    # red-flag words the visitor denies
+    "no fever or anything, just achy after the needling today",
+    "No bladder or bowel problems and no numbness down there, just really sore glutes after my session yesterday. Normal?",
+    "not an emergency but my glute is bruised and achy after yesterday's needling, normal?",
+    "pain has been a 9/10 for weeks, but no numbness or bathroom problems, just awful pain",
+    "I don't have a fever, just sore",
+    "no fever, numbness or bladder issues, just tight hamstrings",
+    "no problems with my bladder or bowels, it's just the pain in my leg",
+    "nothing serious like bladder stuff, just a sore butt after my first dry needling",
 ]
 
 
@@ -150,6 +178,8 @@ OWN_CASE = [
     "im on blood thinners, can i still get dry needling",
     "I'm type 1 diabetic with some neuropathy in my feet. Is dry needling safe for me specifically?",
     "im breastfeeding, is it ok to get needled",
+    "breastfeeding mom here, any issue with dry needling?",
+    "I had a microdiscectomy 6 weeks ago and still have some leg pain. could dry needling help?",
 ]
 NOT_OWN_CASE = [
     "is dry needling safe?",
@@ -157,6 +187,7 @@ NOT_OWN_CASE = [
     "what is dry needling",
     "is it normal to be sore after dry needling",
     "why do so many pregnant women get sciatica?",
+    "I'm not pregnant or on blood thinners, just have regular sciatica. Is dry needling safe for me?",
 ]
 
 

@@ -62,6 +62,49 @@ def test_emergencies_in_plain_words_get_911_first(assistant, message):
     assert reply.startswith("Please call 911 or go to the nearest emergency room")
 
 
+@pytest.mark.parametrize("message", [
+    "no fever or anything, just achy after the needling today",
+    "not an emergency but my glute is bruised and achy after yesterday's needling, normal?",
+    "no numbness down there and no bladder problems, just sore glutes since my session, how long will it last?",
+])
+def test_red_flags_the_visitor_denies_never_get_911(assistant, message):
+    [labels], reply = conversation(assistant, message)
+    assert labels and "report_emergency" not in labels and "911" not in reply
+
+
+@pytest.mark.parametrize("pushback", [
+    "its not that bad honestly, i just want to book a dry needling appt",
+    "can I wait till tomorrow and come see you instead?",
+])
+def test_after_911_pushback_gets_911_again_before_anything_else(assistant, pushback):
+    labels, reply = conversation(assistant, "i can't hold my pee since last night and my leg is numb", pushback)
+    assert labels == [["report_emergency"], ["report_emergency"]]
+    assert "911" in reply and clinic_facts()["booking_url"] not in reply
+
+
+@pytest.mark.parametrize("message", [
+    "no siento nada entre las piernas y no puedo orinar, ayuda",
+    "tengo ciática y no puedo controlar la orina desde ayer",
+])
+def test_an_emergency_in_spanish_gets_911_first_in_spanish(assistant, message):
+    [labels], reply = conversation(assistant, message)
+    assert labels[:1] == ["report_emergency"]
+    assert reply.startswith("Llame al 911")
+
+
+@pytest.mark.parametrize("message,expected", [
+    ("Quick q's: is it safe, does it hurt, and how long is a session?",
+     ["faq/safety", "faq/soreness_after", "not_covered/session_length"]),
+    ("1) does it help sciatica 2) how many sessions 3) do you take aetna",
+     ["faq/does_it_help", "faq/how_many_sessions", "not_covered/insurance"]),
+    ("wat is dry needling, does it hurt, and how much",
+     ["faq/what_is_dry_needling", "faq/soreness_after", "not_covered/prices"]),
+])
+def test_questions_listed_the_way_people_text_them_each_get_their_answer(assistant, message, expected):
+    [labels], _ = conversation(assistant, message)
+    assert labels == expected
+
+
 def test_several_questions_get_each_answer_in_the_order_asked(assistant):
     [labels], _ = conversation(assistant, "What is dry needling and how many sessions do people usually need?")
     assert labels == ["faq/what_is_dry_needling", "faq/how_many_sessions"]
