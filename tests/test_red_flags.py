@@ -179,6 +179,8 @@ OWN_CASE = [
     "I'm type 1 diabetic with some neuropathy in my feet. Is dry needling safe for me specifically?",
     "im breastfeeding, is it ok to get needled",
     "breastfeeding mom here, any issue with dry needling?",
+    "my mom is 82 with sciatica, is she too old for dry needling?",
+    "my 15 year old son has sciatica from football, can he get dry needling?",
     "I had a microdiscectomy 6 weeks ago and still have some leg pain. could dry needling help?",
 ]
 NOT_OWN_CASE = [
@@ -187,6 +189,7 @@ NOT_OWN_CASE = [
     "what is dry needling",
     "is it normal to be sore after dry needling",
     "why do so many pregnant women get sciatica?",
+    "I'm 45 and have had sciatica for 2 years, can dry needling help?",
     "I'm not pregnant or on blood thinners, just have regular sciatica. Is dry needling safe for me?",
 ]
 
