@@ -7,9 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple, Type
 
 import pytest
 import requests
@@ -207,3 +209,14 @@ def store_conversation(assistant: Assistant, sender_id: str, turns: List[Tuple[s
         store.run_to_completion(tracker_store.save(DialogueStateTracker.from_events(sender_id, events)))
     finally:
         tracker_store.engine.dispose()
+
+
+def serve_site(handler: Type[BaseHTTPRequestHandler]) -> Iterator[ThreadingHTTPServer]:
+    """A web site of the test's own (another origin than the assistant's),
+    on a free loopback port, while the generator is open."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -5,7 +5,6 @@ conversation, a fresh visitor getting a conversation of their own, and a
 site that CHAT_ALLOWED_ORIGINS does not list told so in the server log."""
 
 import json
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, Iterator, List, Optional
@@ -17,7 +16,7 @@ from playwright.sync_api import Browser, Page
 
 from clinic import DATA_DIR, conversation_ids
 from clinic.facts import clinic_facts, fill
-from conftest import OUTPUT, ROOT, Assistant
+from conftest import OUTPUT, ROOT, Assistant, serve_site
 
 WIDGET = ROOT / "web" / "node_modules" / "rasa-webchat" / "lib" / "index.js"
 ANSWER_TIMEOUT_MS = 45_000
@@ -78,12 +77,7 @@ class _Site(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def site() -> Iterator[ThreadingHTTPServer]:
     assert WIDGET.exists(), f"{WIDGET} is missing: `make setup` installs web/package-lock.json"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from serve_site(_Site)
 
 
 @pytest.fixture(scope="module")

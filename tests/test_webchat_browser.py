@@ -4,7 +4,6 @@ markup shown as text, feedback, reloads and tabs, a phone screen, the server
 going away and coming back, and the widget embedded in another site."""
 
 import json
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterator, List
@@ -20,7 +19,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from chat_client import ChatVisitor
 from clinic import DATA_DIR, store
 from clinic.facts import clinic_facts, fill
-from conftest import OUTPUT, Assistant
+from conftest import OUTPUT, Assistant, serve_site
 
 SCREENSHOTS = OUTPUT / "screenshots"
 ANSWER_TIMEOUT_MS = 45_000
@@ -341,12 +340,7 @@ class _PlainSite(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def plain_site() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PlainSite)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from serve_site(_PlainSite)
 
 
 @pytest.fixture(scope="module")
