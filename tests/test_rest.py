@@ -97,6 +97,31 @@ def test_client_cannot_pose_as_the_sms_channel(assistant):
     assert {e["input_channel"] for e in events if e["event"] == "user"} == {"rest"}
 
 
+def test_metadata_the_assistant_does_not_use_is_never_stored(assistant):
+    """A client's metadata is cut to the key the assistant reads (`shown`):
+    a large blob sent with every message must not be kept with its events."""
+    import json
+
+    blob = "x" * 200_000
+    visitor = None
+    for text in ("what's dry needling?", "is it safe?", "how many sessions?"):
+        body = {"message": text, "metadata": {"blob": blob, "shown": text}}
+        if visitor:
+            body["sender"] = visitor
+        reply = requests.post(f"{assistant.url}/webhooks/rest/webhook", json=body, timeout=30)
+        assert reply.status_code == 200 and reply.json()
+        visitor = reply.headers["X-Conversation-Id"]
+    tracker = requests.get(
+        f"{assistant.url}/conversations/{visitor}/tracker", params={"token": assistant.token}, timeout=30,
+    ).json()
+    stored = json.dumps(tracker)
+    assert "xxxxxxxxxx" not in stored and len(stored) < 100_000
+    user_metadata = [event.get("metadata") or {} for event in tracker["events"] if event["event"] == "user"]
+    # Rasa adds which assistant and model answered
+    assert len(user_metadata) == 3 and all(set(m) <= {"shown", "assistant_id", "model_id"} for m in user_metadata)
+    assert [m.get("shown") for m in user_metadata] == ["what's dry needling?", "is it safe?", "how many sessions?"]
+
+
 def test_conversation_survives_a_restart(tmp_path, trained_model):
     """Stop everything mid-conversation, start again: nothing is lost."""
     assistant = Assistant(tmp_path / "var", "restart").start()

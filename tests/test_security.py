@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from clinic import DATA_DIR, conversation_ids
 from clinic.facts import fill
+from chat_client import ChatVisitor
 from conftest import texts
 
 
@@ -124,6 +125,39 @@ def test_fuzzed_bytes_never_get_a_500(assistant, raw):
         f"{assistant.url}/webhooks/rest/webhook", data=raw, headers={"Content-Type": "application/json"}, timeout=30
     )
     assert response.status_code in (200, 400, 413), (response.status_code, response.text)
+
+
+@pytest.fixture(scope="module")
+def fuzzing_socket(assistant):
+    """One website-chat tab that the property test below sends anything through."""
+    with ChatVisitor(assistant.url) as visitor:
+        visitor.start()
+        yield visitor
+
+
+SOCKET_PAYLOADS = st.one_of(
+    JSON,
+    st.fixed_dictionaries(
+        {"message": st.one_of(st.text(max_size=300), JSON)},
+        optional={"session_id": st.one_of(st.text(max_size=40), JSON), "metadata": JSON},
+    ),
+)
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=SOCKET_PAYLOADS)
+def test_fuzzed_socket_messages_never_drop_the_connection(fuzzing_socket, payload):
+    """Property test over the Socket.IO channel's input, session ids
+    included (lone surrogates too): the server keeps the socket."""
+    fuzzing_socket.client.emit("user_uttered", payload)
+    fuzzing_socket.client.sleep(0.05)
+    assert fuzzing_socket.client.connected
+
+
+def test_after_the_fuzzing_the_website_chat_still_answers(assistant, fuzzing_socket):
+    with ChatVisitor(assistant.url) as visitor:
+        visitor.start()
+        assert any("sciatic nerve" in (message.get("text") or "") for message in visitor.say("what is sciatica"))
 
 
 def test_after_the_fuzzing_the_assistant_still_answers_correctly(assistant):

@@ -26,6 +26,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from channels import sms, sms_state, sms_text
@@ -523,6 +525,33 @@ def test_a_body_that_is_not_twilios_form_gets_a_clear_4xx(sms_assistant):
     assert not_utf8.status_code == 400
     huge = requests.post(url, data={"Body": "x" * 100_000}, headers=signed({}), timeout=30)
     assert huge.status_code == 413
+
+
+# Any text a form field can carry (lone surrogates cannot be sent as UTF-8 at all).
+FIELD_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+FUZZED_FIELDS = st.fixed_dictionaries({}, optional={
+    "From": FIELD_TEXT, "Body": st.text(st.characters(blacklist_categories=("Cs",)), max_size=400),
+    "MessageSid": FIELD_TEXT, "NumMedia": FIELD_TEXT, "OptOutType": FIELD_TEXT, "MediaUrl0": FIELD_TEXT,
+})
+
+
+@settings(max_examples=40, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(fields=FUZZED_FIELDS)
+def test_fuzzed_signed_forms_never_get_a_500(sms_assistant, fields):
+    """Property test over the channel's input, sender ids included: every
+    field Twilio sends may be missing or hold anything; signed as Twilio
+    signs, it gets a reply or a clear 4xx, never a server error."""
+    form = {**twilio_form(new_number(), "hi", new_sid()), **fields}
+    response = Texter(sms_assistant).signed_post(form)
+    assert response.status_code in (200, 400, 409), (response.status_code, response.text[:300], fields)
+    if response.status_code == 200:
+        messages(response)  # well-formed TwiML
+
+
+def test_after_the_fuzzing_the_channel_still_answers(sms_assistant):
+    reply = joined(Texter(sms_assistant).text("what is dry needling?"))
+    assert answer("utter_faq/what_is_dry_needling", "faq_what_is_dry_needling.yml")[:80] in reply
 
 
 def test_replies_come_well_within_twilios_15_seconds(sms_assistant):
