@@ -11,7 +11,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple, Type
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Type
 
 import pytest
 import requests
@@ -220,3 +220,17 @@ def serve_site(handler: Type[BaseHTTPRequestHandler]) -> Iterator[ThreadingHTTPS
     yield server
     server.shutdown()
     server.server_close()
+
+
+# How long a browser test waits for an answer to appear.
+ANSWER_TIMEOUT_MS = 45_000
+
+
+def wait_until(condition: Callable[[], bool], describe: Callable[[], str], timeout_ms: int = ANSWER_TIMEOUT_MS) -> None:
+    """Polls `condition` (a page or a server reaching a state) every 0.2 s;
+    AssertionError with `describe()` when it is still false after `timeout_ms`."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(describe())
+        time.sleep(0.2)

@@ -5,7 +5,6 @@ conversation, a fresh visitor getting a conversation of their own, and a
 site that CHAT_ALLOWED_ORIGINS does not list told so in the server log."""
 
 import json
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, Iterator, List, Optional
 
@@ -16,10 +15,9 @@ from playwright.sync_api import Browser, Page
 
 from clinic import DATA_DIR, conversation_ids
 from clinic.facts import clinic_facts, fill
-from conftest import OUTPUT, ROOT, Assistant, serve_site
+from conftest import ANSWER_TIMEOUT_MS, OUTPUT, ROOT, Assistant, serve_site, wait_until
 
 WIDGET = ROOT / "web" / "node_modules" / "rasa-webchat" / "lib" / "index.js"
-ANSWER_TIMEOUT_MS = 45_000
 # rasa-webchat keeps its session (the id the server confirmed, the messages) here.
 STORAGE_KEY = "chat_session"
 SCREENSHOTS = OUTPUT / "screenshots"
@@ -162,14 +160,6 @@ class Visitor:
 
     def close(self) -> None:
         self.context.close()
-
-
-def wait_until(condition: Callable[[], bool], describe: Callable[[], str], timeout_ms: int = ANSWER_TIMEOUT_MS) -> None:
-    deadline = time.monotonic() + timeout_ms / 1000
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(describe())
-        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ markup shown as text, feedback, reloads and tabs, a phone screen, the server
 going away and coming back, and the widget embedded in another site."""
 
 import json
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterator, List
 
@@ -19,10 +18,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from chat_client import ChatVisitor
 from clinic import DATA_DIR, store
 from clinic.facts import clinic_facts, fill
-from conftest import OUTPUT, Assistant, serve_site
+from conftest import ANSWER_TIMEOUT_MS, OUTPUT, Assistant, serve_site, wait_until
 
 SCREENSHOTS = OUTPUT / "screenshots"
-ANSWER_TIMEOUT_MS = 45_000
 SESSION_KEY = "clinic-chat:session"
 OFFLINE_WORDS = "offline"
 # What a visitor's browser downloads for the embedded chat, compressed.
@@ -70,14 +68,6 @@ def bot_texts(target) -> List[str]:
 
 def user_texts(target) -> List[str]:
     return target.locator(".msg-user .msg-text").all_text_contents()
-
-
-def wait_until(condition: Callable[[], bool], describe: Callable[[], str], timeout_ms: int = ANSWER_TIMEOUT_MS) -> None:
-    deadline = time.monotonic() + timeout_ms / 1000
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(describe())
-        time.sleep(0.2)
 
 
 def ask(target, question: str, expected: str) -> None:
