@@ -45,7 +45,7 @@ run-scaled: setup $(MODEL)
 	$(PY) scripts/serve.py --endpoints endpoints.scaled.yml
 
 test: setup $(MODEL) validate
-	scripts/ensure_chromium.sh
+	scripts/ensure_test_packages.sh
 	$(PY) -m pytest
 
 setup: $(VENV)/.installed $(SPACY_PIPELINE)/meta.json $(ENCODER)/.verified $(WEB_VENDOR)

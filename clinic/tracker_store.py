@@ -223,6 +223,26 @@ class ErasableSQLTrackerStore(SQLTrackerStore):
                 session.add(self._row(tracker.sender_id, event))
             session.commit()
 
+    def _event_query(self, session: sa.orm.Session, sender_id: Text, fetch_events_from_all_sessions: bool) -> Any:
+        """Rasa's query for a conversation's events, with its latest session
+        found by row id instead of timestamp. Rasa takes the session's events
+        to be those timed at or after its latest SessionStarted; an event is
+        timed by the clock of the server that wrote it, so with servers whose
+        clocks differ a turn saved by a server running behind the one that
+        started the session was left out (and with it, say, the slot that
+        the disclaimer was shown). Row ids are given by the database, in the
+        order the turns were saved (one at a time per conversation: the lock
+        store), whatever the servers' clocks say."""
+        query = session.query(self.SQLEvent).filter(self.SQLEvent.sender_id == sender_id)
+        if not fetch_events_from_all_sessions:
+            latest_start = (
+                session.query(sa.func.max(self.SQLEvent.id))
+                .filter(self.SQLEvent.sender_id == sender_id, self.SQLEvent.type_name == SessionStarted.type_name)
+                .scalar_subquery()
+            )
+            query = query.filter(sa.or_(latest_start.is_(None), self.SQLEvent.id >= latest_start))
+        return query.order_by(self.SQLEvent.id)
+
     def _row(self, sender_id: Text, event: Event) -> "SQLTrackerStore.SQLEvent":
         """An event as Rasa's save stores it."""
         data = event.as_dict()

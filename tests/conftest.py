@@ -178,7 +178,7 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session")
 def browser():
-    """The system Chromium (scripts/ensure_chromium.sh), driven by Playwright."""
+    """The system Chromium (scripts/ensure_test_packages.sh), driven by Playwright."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
