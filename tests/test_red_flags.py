@@ -33,6 +33,11 @@ EMERGENCIES = [
     ("cant lift the front of my foot at all since this morning", "red_flag_leg_weakness"),
     ("my toes catch on the carpet since last week", "red_flag_leg_weakness"),
     ("tonight my legs keep buckling under me when I stand", "red_flag_leg_weakness"),
+    # a leg that will not carry the visitor, in their words
+    ("woke up and cant stand on my right leg at all, it just buckles", "red_flag_leg_weakness"),
+    ("my leg wont hold me up anymore since this morning", "red_flag_leg_weakness"),
+    ("since last night I can't put weight on my left leg", "red_flag_leg_weakness"),
+    ("his knees won't support him today", "red_flag_leg_weakness"),
     ("i can't stand up, my legs won't hold me", "red_flag_leg_weakness"),
     ("i can't walk all of a sudden", "red_flag_leg_weakness"),
     ("both my legs went numb this morning", "red_flag_both_legs"),
@@ -91,6 +96,9 @@ NOT_EMERGENCIES = [
     "the pain in my leg has been bad for months, can dry needling help?",
     "my leg is sore and a bit bruised where the needle went in",
     "i feel a bit weak and tired after the session today",
+    "my leg fell asleep during the session lol, is that normal",
+    "my muscle jumped really hard during the session, is that bad?",
+    "woke up stiff the morning after needling, can barely turn",
     # red-flag words the visitor denies
     "no fever or anything, just achy after the needling today",
     "No bladder or bowel problems and no numbness down there, just really sore glutes after my session yesterday. Normal?",
@@ -182,6 +190,15 @@ OWN_CASE = [
     "my mom is 82 with sciatica, is she too old for dry needling?",
     "my 15 year old son has sciatica from football, can he get dry needling?",
     "I had a microdiscectomy 6 weeks ago and still have some leg pain. could dry needling help?",
+    # who should not have it, and repairing a disc: neither is in the posts
+    "who shouldnt get dry needling",
+    "are there contraindications for dry needling?",
+    "my MRI says L5-S1 herniated disc, will dry needling fix my disc",
+    "can needling heal a bulging disc?",
+    # medicines taken alongside the treatment, and teenagers
+    "I take ibuprofen every day for my back, is it ok to keep taking it with dry needling?",
+    "should i take tylenol before my session?",
+    "do you treat teenagers? my son is 15 and has sciatica from football",
 ]
 NOT_OWN_CASE = [
     "is dry needling safe?",
@@ -189,6 +206,11 @@ NOT_OWN_CASE = [
     "what is dry needling",
     "is it normal to be sore after dry needling",
     "why do so many pregnant women get sciatica?",
+    "does a herniated disc cause sciatica?",
+    "who does the dry needling at your clinic?",
+    "will dry needling fix my sciatica?",
+    "can i stop taking painkillers with dry needling?",
+    "I want to get off my pain meds, could needling help?",
     "I'm 45 and have had sciatica for 2 years, can dry needling help?",
     "I'm not pregnant or on blood thinners, just have regular sciatica. Is dry needling safe for me?",
 ]
