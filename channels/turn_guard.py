@@ -8,8 +8,11 @@ SMS: channels without status codes, which get the same text as a message):
   action's events and ends the turn silently), the visitor gets the apology
   from data/clinic.yml (`assistant_unavailable`, with the clinic's phone).
 - When it is still running after TURN_BUDGET_SECONDS (a stopped action
-  server, a slow database), the visitor gets what was sent so far, or the
-  apology; the turn itself goes on in the background and is saved.
+  server, a slow database), the visitor gets the apology; the turn itself
+  goes on in the background, and its replies follow once it is saved.
+- A turn's replies are held until it is saved: a turn refused at saving (a
+  server paused past its conversation lock, clinic/tracker_store.py) gets
+  the apology, never an answer the conversation does not keep.
 - When it failed outright (database or lock store down, or the conversation
   could not be read or saved, which Rasa itself would hide), `run_turn`
   raises AssistantUnavailable: a 503 with the same text, never a stack trace.
@@ -31,7 +34,7 @@ import asyncio
 import logging
 import os
 import weakref
-from typing import Any, Awaitable, Callable, Dict, Text
+from typing import Any, Awaitable, Callable, Dict, List, Text, Tuple
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from sanic.exceptions import SanicException
@@ -87,23 +90,30 @@ class AssistantUnavailable(SanicException):
         super().__init__(apology())
 
 
-class _CountingOutput(OutputChannel):
-    """Passes every reply on to the channel's own output, counting them."""
+class _HeldOutput(OutputChannel):
+    """Holds the turn's replies until the turn has been saved, then passes
+    them on in order: a visitor never gets an answer the conversation does
+    not keep (a turn refused at saving: clinic/tracker_store.py)."""
 
     def __init__(self, inner: OutputChannel) -> None:
         self.inner = inner
-        self.sent = 0
+        self.held: List[Tuple[Text, tuple, Dict[Text, Any]]] = []
 
     def name(self) -> Text:  # responses' channel variations (e.g. sms) follow the real channel
         return self.inner.name()
 
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
-        self.sent += 1
-        await self.inner.send_response(recipient_id, message)
+        self.held.append(("send_response", (recipient_id, message), {}))
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
-        self.sent += 1
-        await self.inner.send_text_message(recipient_id, text, **kwargs)
+        self.held.append(("send_text_message", (recipient_id, text), kwargs))
+
+    async def release(self) -> int:
+        """Passes the held replies on; how many there were."""
+        held, self.held = self.held, []
+        for method, args, kwargs in held:
+            await getattr(self.inner, method)(*args, **kwargs)
+        return len(held)
 
 
 def _turn_places() -> asyncio.Semaphore:
@@ -207,8 +217,8 @@ async def run_turn(on_new_message: Handler, message: UserMessage) -> None:
     """
     finish = await _start(message.sender_id)
     output = message.output_channel
-    counting = _CountingOutput(output)
-    message.output_channel = counting
+    held = _HeldOutput(output)
+    message.output_channel = held
     # Rasa hides the tracker store's failures (clinic/tracker_store.py):
     # the store reports them here instead.
     storage_failures: list = []
@@ -230,6 +240,11 @@ async def run_turn(on_new_message: Handler, message: UserMessage) -> None:
         await asyncio.wait_for(asyncio.shield(turn), TURN_BUDGET_SECONDS)
     except asyncio.TimeoutError:
         logger.warning("a turn took longer than %.1f s; it goes on in the background", TURN_BUDGET_SECONDS)
+        # the apology now; the replies follow if the turn is saved (a
+        # channel that can still deliver them, the website chat, does)
+        turn.add_done_callback(lambda done: _release_if_saved(done, held, storage_failures))
+        await output.send_text_message(message.sender_id, apology())
+        return
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -238,8 +253,13 @@ async def run_turn(on_new_message: Handler, message: UserMessage) -> None:
         # Whatever was answered was not saved: the visitor should ask again.
         logger.error("a turn could not %s its conversation", " or ".join(sorted({what for what, _ in storage_failures})))
         raise AssistantUnavailable()
-    if counting.sent == 0:
+    if await held.release() == 0:
         await output.send_text_message(message.sender_id, apology())
+
+
+def _release_if_saved(turn: "asyncio.Future", held: _HeldOutput, storage_failures: list) -> None:
+    if not turn.cancelled() and turn.exception() is None and not storage_failures:
+        asyncio.ensure_future(held.release())
 
 
 def with_reply_guarantee(on_new_message: Handler) -> Handler:

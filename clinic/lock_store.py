@@ -12,6 +12,11 @@ served), and each ticket has a lease key that its server renews while the turn
 runs. A ticket whose lease has lapsed (its server died) is skipped, so the
 conversation goes on on another server within `lease_seconds`.
 
+A server stopped past its lease (a long pause, a stalled machine) must not
+save the turn it was running: while the turn runs, `lease_lapsed()` says
+whether its ticket's lease is gone, and the tracker store asks before saving
+(clinic/tracker_store.py).
+
 endpoints.scaled.yml:
 
     lock_store:
@@ -20,9 +25,11 @@ endpoints.scaled.yml:
 """
 
 import asyncio
+import contextlib
 import logging
 from contextlib import asynccontextmanager
-from typing import AsyncGenerator, Optional, Text
+from contextvars import ContextVar
+from typing import AsyncGenerator, Callable, Optional, Text
 
 import redis
 from rasa.core.lock import TicketLock
@@ -83,6 +90,19 @@ redis.call('DEL', KEYS[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[3]) end
 return 1
 """
+
+
+# The running turn's lease check (set while a turn holds the lock): a
+# coroutine function answering whether the lease has lapsed.
+_lease_check: ContextVar[Optional[Callable]] = ContextVar("conversation_lease_check", default=None)
+
+
+async def lease_lapsed() -> bool:
+    """Whether the running turn's conversation lock has lapsed: False when
+    it holds a live lease, or holds no leased lock (one server, Rasa's
+    in-memory lock store). Raises redis.RedisError when Redis cannot say."""
+    check = _lease_check.get()
+    return bool(check and await check())
 
 
 class LeasedRedisLockStore(LockStore):
@@ -148,11 +168,15 @@ class LeasedRedisLockStore(LockStore):
             )
         except redis.RedisError as error:
             raise LockError(f"Could not reach the lock store: {error}") from error
-        renewal = asyncio.ensure_future(self._keep_renewed(lease_prefix + str(ticket)))
+        lease_key = lease_prefix + str(ticket)
+        renewal = asyncio.ensure_future(self._keep_renewed(lease_key))
+        check = _lease_check.set(lambda: self._has_lapsed(lease_key))
         try:
             await self._wait_for_turn(queue, lease_prefix, ticket)
             yield TicketLock(conversation_id)
         finally:
+            with contextlib.suppress(ValueError):  # closed from another context
+                _lease_check.reset(check)
             renewal.cancel()
             try:
                 await _blocking(
@@ -178,6 +202,9 @@ class LeasedRedisLockStore(LockStore):
             if loop.time() > deadline:
                 raise LockError("Timed out waiting for the conversation's previous turn.")
             await asyncio.sleep(POLL_SECONDS)
+
+    async def _has_lapsed(self, lease_key: Text) -> bool:
+        return not await _blocking(lambda: self.red.exists(lease_key))
 
     async def _keep_renewed(self, lease_key: Text) -> None:
         while True:

@@ -38,8 +38,9 @@ stored one once the database is back.
 import contextlib
 import itertools
 import json
+import logging
 from contextvars import ContextVar, Token
-from typing import Any, Generator, List, Optional, Sequence, Text, Tuple
+from typing import Any, Dict, Generator, List, Optional, Sequence, Text, Tuple
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs, ensure_schema_exists
@@ -47,6 +48,10 @@ from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, Event, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
+
+from clinic.lock_store import lease_lapsed
+
+logger = logging.getLogger(__name__)
 
 ERASE_ACTION = "action_erase_visitor_data"
 ERASURE_FAILED_SLOT = "erasure_failed"
@@ -58,6 +63,11 @@ TURNS_PER_SESSION = 10
 
 # What failed in the turn in progress: ("read" | "save", sender_id) pairs.
 _failures: ContextVar[Optional[List[Tuple[Text, Text]]]] = ContextVar("tracker_store_failures", default=None)
+
+
+# The newest stored event id of each conversation this turn read (None:
+# nothing stored yet), to tell at saving whether another server saved since.
+_read_marks: ContextVar[Optional[Dict[Text, Optional[int]]]] = ContextVar("tracker_store_read_marks", default=None)
 
 
 def report_failures_to(failures: List[Tuple[Text, Text]]) -> Token:
@@ -82,6 +92,11 @@ def _turn_failures() -> List[Tuple[Text, Text]]:
 
 class ConversationUnreadable(Exception):
     """Saving refused: the stored conversation could not be read this turn."""
+
+
+class TurnSuperseded(Exception):
+    """Saving refused: this turn's lock lapsed, or another server saved the
+    conversation after this turn read it."""
 
 
 def erasure_outcome(tracker: DialogueStateTracker) -> Optional[bool]:
@@ -193,10 +208,18 @@ class ErasableSQLTrackerStore(SQLTrackerStore):
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
         try:
-            return await super().retrieve(sender_id)
+            tracker = await super().retrieve(sender_id)
+            if _read_marks.get() is None:
+                _read_marks.set({})
+            with self.session_scope() as session:
+                _read_marks.get()[sender_id] = self._newest_id(session, sender_id)
+            return tracker
         except Exception:
             _turn_failures().append(("read", sender_id))
             raise
+
+    def _newest_id(self, session: sa.orm.Session, sender_id: Text) -> Optional[int]:
+        return session.query(sa.func.max(self.SQLEvent.id)).filter(self.SQLEvent.sender_id == sender_id).scalar()
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         failures = _turn_failures()
@@ -214,14 +237,25 @@ class ErasableSQLTrackerStore(SQLTrackerStore):
 
     async def _save_continuing_sessions(self, tracker: DialogueStateTracker) -> None:
         """Rasa's save (the events not stored yet, found as Rasa finds them),
-        with a new session started before them when the latest is long."""
-        await self.stream_events(tracker)
+        with a new session started before them when the latest is long;
+        refused (TurnSuperseded) when the turn's lock lapsed or another
+        server saved the conversation after this turn read it."""
+        if await lease_lapsed():
+            logger.warning("a turn was not saved: its conversation lock lapsed before it finished")
+            raise TurnSuperseded("the conversation lock lapsed")
+        marks = _read_marks.get() or {}
         with self.session_scope() as session:
+            if tracker.sender_id in marks and self._newest_id(session, tracker.sender_id) != marks[tracker.sender_id]:
+                logger.warning("a turn was not saved: another server saved its conversation after this turn read it")
+                raise TurnSuperseded("the conversation changed since this turn read it")
             new_events = list(self._additional_events(session, tracker))
             stored = len(tracker.events) - len(new_events)
-            for event in continued_session(tracker, stored, new_events) + new_events:
-                session.add(self._row(tracker.sender_id, event))
+            rows = [self._row(tracker.sender_id, event) for event in continued_session(tracker, stored, new_events) + new_events]
+            session.add_all(rows)
             session.commit()
+            if rows and tracker.sender_id in marks:
+                marks[tracker.sender_id] = max(row.id for row in rows)
+        await self.stream_events(tracker)
 
     def _event_query(self, session: sa.orm.Session, sender_id: Text, fetch_events_from_all_sessions: bool) -> Any:
         """Rasa's query for a conversation's events, with its latest session

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 import yaml
 
 from clinic import DATA_DIR, conversation_ids, store
+from clinic.lock_store import DEFAULT_LEASE_SECONDS as LEASE_SECONDS
 from clinic.facts import clinic_facts, fill
 from conftest import Assistant, texts
 from services import (
@@ -388,6 +389,57 @@ def test_only_the_configured_origin_may_call_from_a_browser(scaled):
         f"{scaled.url}/webhooks/rest/webhook", json=body, headers={"Origin": "https://elsewhere.example"}, timeout=30
     )
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_a_server_paused_past_its_lease_does_not_save_its_turn(scaled):
+    """A server stopped (SIGSTOP) in the middle of a turn for longer than the
+    lock's lease, while the other server answers the same conversation, then
+    resumed (SIGCONT): its turn is refused at saving and the lapse logged,
+    its visitor gets the apology, and the stored conversation holds every
+    answered turn whole, in order, with no reply lacking its question."""
+    visitor, acknowledged = sender("paused"), []
+    for index in range(2):
+        text = f"{QUESTIONS[index]} ({index})"
+        assert answered(*post(scaled, index % 2, visitor, text)[:2])
+        acknowledged.append(text)
+    log_before = scaled.log_path.read_text(errors="replace").count("a turn was not saved")
+
+    in_flight = "is dry needling safe (paused)"
+    paused, actions = rasa_server_pid(scaled, 1), action_server_pid(scaled)
+    outcome = {}
+    request = threading.Thread(target=lambda: outcome.update(result=post(scaled, 1, visitor, in_flight, timeout=90)))
+    os.kill(actions, signal.SIGSTOP)  # so the turn is surely still running
+    try:
+        request.start()
+        time.sleep(0.8)
+        os.kill(paused, signal.SIGSTOP)
+    finally:
+        os.kill(actions, signal.SIGCONT)
+    meanwhile = "what causes sciatica (meanwhile)"
+    try:
+        time.sleep(LEASE_SECONDS + 1)
+        assert answered(*post(scaled, 0, visitor, meanwhile)[:2])
+    finally:
+        os.kill(paused, signal.SIGCONT)
+    request.join(90)
+
+    assert not answered(*outcome["result"][:2])
+    kept = wait_for_turns(scaled, visitor, acknowledged + [meanwhile], timeout=10)
+    assert kept == acknowledged + [meanwhile]
+    events = scaled.tracker(visitor)["events"]
+    asked = False
+    for event in events:  # every reply comes after a question, never orphaned
+        if event["event"] == "action" and event.get("name") == "action_listen":
+            asked = False
+        elif event["event"] == "user":
+            asked = True
+        elif event["event"] == "bot":
+            assert asked, "a reply stored without its visitor message"
+    deadline = time.monotonic() + 10
+    while scaled.log_path.read_text(errors="replace").count("a turn was not saved") == log_before:
+        assert time.monotonic() < deadline, "the refused turn was not logged"
+        time.sleep(0.5)
+    print(f"\nserver paused {LEASE_SECONDS + 1:.0f} s mid-turn: its turn refused and logged; {len(kept)} turns kept whole")
 
 
 def test_a_server_killed_mid_conversation_the_other_carries_on_with_nothing_lost(scaled):
