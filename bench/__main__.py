@@ -4,8 +4,9 @@
     python -m bench --smoke [--scaled]     (what `make test` runs)
 
 Besides the load steps: one conversation flooding while others talk
-(bench/flood.py), and long conversations on the project started again
-(bench/long_conversation.py).
+(bench/flood.py), long conversations on the project started again
+(bench/long_conversation.py), and its memory over ten publishes under load
+(bench/publishing.py).
 
 Writes DIR/latest.md (the tables, also printed), DIR/latest.png (the chart)
 and DIR/latest.json (every figure), DIR being bench/results by default.
@@ -30,6 +31,7 @@ from bench.flood import run_flood
 from bench.load import question_script, run_load, warm_up
 from bench.long_conversation import CONVERSATIONS, TURNS, conversation_script, run_long_conversations
 from bench.profile import Sampling, available as profiling_unavailable
+from bench.publishing import LOAD_CONVERSATIONS, PUBLISHES, SMOKE_PUBLISHES, publish_memory
 from bench.progress import elapsed, say
 from bench.resources import machine_cpu
 from bench.report import missed, render
@@ -135,6 +137,19 @@ def measure_long_conversations(args, workdir: Path) -> dict:
     try:
         _start(served, label, args)
         return _long_conversations(served, args, label)
+    finally:
+        served.stop()
+
+
+def measure_publishing(args, workdir: Path, questions) -> dict:
+    """The project started again, then published into under load (bench/publishing.py)."""
+    label = "project, publishing"
+    served = Served(label, args.model, workdir / "var-publishing", args.out / "logs" / "publishing.log")
+    count = SMOKE_PUBLISHES if args.smoke else PUBLISHES
+    try:
+        _start(served, label, args)
+        say(f"{label}: {count} publishes while {LOAD_CONVERSATIONS} conversations talk...")
+        return publish_memory(served, workdir / "publishing", questions, count)
     finally:
         served.stop()
 
@@ -249,6 +264,7 @@ def main() -> int:
             "project", questions, args, flood=True,
         )
         long_conversations = project.pop("long_conversations", None) or measure_long_conversations(args, workdir)
+        publishing = measure_publishing(args, workdir, questions)
         scaled = measure_scaled(workdir, questions, args)
 
     results = {
@@ -262,6 +278,7 @@ def main() -> int:
         "stock": stock,
         "project": project,
         "long_conversations": long_conversations,
+        "publishing": publishing,
         "scaled": scaled,
         "chart": str((args.out / "latest.png").relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out / "latest.png"),
     }

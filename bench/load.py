@@ -4,11 +4,12 @@ import asyncio
 import itertools
 import math
 import random
+import threading
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import aiohttp
 
@@ -75,10 +76,10 @@ def _problem(status: int, body) -> str:
     return ""
 
 
-async def _visitor(session, webhooks, turn_counter, questions, offset, deadline, result, kinds):
+async def _visitor(session, webhooks, turn_counter, questions, offset, deadline, result, kinds, stop=None):
     asked = 0
     sender = ""
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (stop and stop.is_set()):
         if asked % QUESTIONS_PER_CONVERSATION == 0:
             # A new visitor. The project issues ids (and answers with a new
             # one for this); stock Rasa's REST channel takes the client's.
@@ -102,9 +103,10 @@ async def _visitor(session, webhooks, turn_counter, questions, offset, deadline,
             result.latencies.append(time.monotonic() - started)
 
 
-async def _run(webhooks, questions, concurrency, seconds, alongside=None) -> LoadResult:
+async def _run(webhooks, questions, concurrency, seconds, alongside=None, stop=None) -> LoadResult:
     """The visitors' load; `alongside(deadline)`, when given, is a coroutine
-    run meanwhile (bench/flood.py's flood), its replies not counted here."""
+    run meanwhile (bench/flood.py's flood), its replies not counted here.
+    `stop` (a threading.Event) ends it before `seconds` when set."""
     result = LoadResult(concurrency=concurrency, seconds=0.0, answered=0, errors=0, servers=len(webhooks))
     kinds: Counter = Counter()
     turn_counter = itertools.count()
@@ -117,7 +119,7 @@ async def _run(webhooks, questions, concurrency, seconds, alongside=None) -> Loa
         step = max(1, len(questions) // concurrency)
         await asyncio.gather(
             *(
-                _visitor(session, webhooks, turn_counter, questions, index * step, deadline, result, kinds)
+                _visitor(session, webhooks, turn_counter, questions, index * step, deadline, result, kinds, stop)
                 for index in range(concurrency)
             ),
             *([alongside(deadline)] if alongside else []),
@@ -128,8 +130,9 @@ async def _run(webhooks, questions, concurrency, seconds, alongside=None) -> Loa
     return result
 
 
-def run_load(webhooks: Sequence[str], questions: Sequence[str], concurrency: int, seconds: float) -> LoadResult:
-    return asyncio.run(_run(list(webhooks), list(questions), concurrency, seconds))
+def run_load(webhooks: Sequence[str], questions: Sequence[str], concurrency: int, seconds: float,
+             stop: Optional[threading.Event] = None) -> LoadResult:
+    return asyncio.run(_run(list(webhooks), list(questions), concurrency, seconds, stop=stop))
 
 
 async def _warm_up(webhooks, questions) -> int:

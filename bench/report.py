@@ -204,6 +204,17 @@ def fairness_section(results: dict) -> List[str]:
         f"{long['kept']} of {long['conversations']} conversations of {long['turns']} turns; errors "
         f"{long['errors']}" + (f" ({_outcomes(long['error_kinds'])})" if long["error_kinds"] else ""),
     ])
+    publishing = results["publishing"]
+    after = publishing["after_each_publish"]
+    rows += [
+        [
+            f"Rasa server memory before, then after each of {len(after)} publishes (MB)",
+            f"{publishing['before'] / MB:.0f}, then " + ", ".join(f"{value / MB:.0f}" for value in after),
+        ],
+        ["publishes: seconds each, p95 of the load meanwhile, its errors",
+         f"{min(publishing['publish_seconds']):.1f}-{max(publishing['publish_seconds']):.1f} s, "
+         f"{ms(publishing['load']['p95'])} ms, {errors(publishing['load'])}"],
+    ]
     return _table(["measurement", "project"], rows)
 
 
@@ -275,6 +286,14 @@ def targets(results: dict) -> List[Tuple[str, str, str]]:
             ([f"{grown - 1.5:.2f}x"] if grown > 1.5 else []) + ([f"{lost} conversations lost messages"] if lost else [])
             + ([f"{long['errors']} errors"] if long["errors"] else [])
         )),
+    ))
+    publishing = results["publishing"]
+    growth, count = publishing["growth_after_first"], len(publishing["after_each_publish"])
+    found.append((
+        f"memory over {count} publishes under load: at most +10% from the first to the last",
+        f"{100 * growth:+.1f}% ({publishing['after_each_publish'][0] / MB:.0f} -> "
+        f"{publishing['after_each_publish'][-1] / MB:.0f} MB; {publishing['before'] / MB:.0f} MB before the first)",
+        _verdict(growth <= 0.10, f"{100 * (growth - 0.10):.1f} points"),
     ))
     rasa_memory = max(project["memory"]["rasa"] + ([] if "not_run" in scaled else scaled["memory"]["rasa"]))
     found.append(("Rasa server memory under 1.2 GB", f"{rasa_memory / 1024 ** 3:.2f} GB (largest server)", _verdict(rasa_memory < 1.2 * 1024 ** 3, f"{(rasa_memory - 1.2 * 1024 ** 3) / MB:.0f} MB")))

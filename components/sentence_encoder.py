@@ -7,9 +7,14 @@ model's sentence feature from the [CLS] token instead, which this model
 never trained. Measured on our data: with [CLS], "my butt hurts when I sit"
 is as close to "how much does it cost" (cosine 0.68) as to "pain in my
 buttock" (0.79); mean-pooled, 0.01 against 0.66. Token features are Rasa's.
+
+A process loads the encoder once, whatever number of models use it: a model
+published into a running server reuses the running model's encoder (the same
+verified files) instead of loading and tracing a second copy.
 """
 
-from typing import Any, Dict, List, Text, Tuple
+import os
+from typing import Any, Callable, Dict, List, Text, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -23,6 +28,14 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa.utils.tensorflow.model_data import ragged_array_to_ndarray
 
 TRAINING_BATCH = 64  # Rasa's
+# (model name, weights folder, its files' sizes and times) -> [tokenizer, model, traced call]
+_ENCODERS: Dict[Tuple, List[Any]] = {}
+
+
+def _encoder_key(model_name: Text, weights: Text) -> Tuple:
+    folder = os.path.realpath(weights)
+    files = sorted((entry.name, entry.stat().st_size, entry.stat().st_mtime_ns) for entry in os.scandir(folder))
+    return (model_name, folder, tuple(files))
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
@@ -32,6 +45,15 @@ class MeanPooledLanguageModelFeaturizer(LanguageModelFeaturizer):
         # Trace the encoder now, not on a visitor's first message (about
         # 8 s on two cores, which overran the turn's budget).
         self._compute_batch_sequence_features(np.ones((1, 2)), [[self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]])
+
+    def _load_model_instance(self) -> None:
+        key = _encoder_key(self.model_name, self.model_weights)
+        if key not in _ENCODERS:
+            super()._load_model_instance()
+            _ENCODERS[key] = [self.tokenizer, self.model, None]
+        self._encoder = _ENCODERS[key]
+        self.tokenizer, self.model = self._encoder[0], self._encoder[1]
+        self.pad_token_id = self.tokenizer.unk_token_id
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         examples = [example for example in training_data.training_examples if example.get(TEXT)]
@@ -51,15 +73,16 @@ class MeanPooledLanguageModelFeaturizer(LanguageModelFeaturizer):
         return messages
 
     def _compute_batch_sequence_features(self, batch_attention_mask: np.ndarray, padded_token_ids: List[List[int]]) -> np.ndarray:
-        if getattr(self, "_traced", None) is None:
+        traced: Callable = self._encoder[2]
+        if traced is None:
             model = self.model
-            self._traced = tf.function(
+            traced = self._encoder[2] = tf.function(
                 lambda ids, mask: model(ids, attention_mask=mask)[0],
                 input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.int32)],
             )
         ids = tf.convert_to_tensor(np.asarray(padded_token_ids, dtype=np.int32))
         mask = tf.convert_to_tensor(np.asarray(batch_attention_mask, dtype=np.int32))
-        return self._traced(ids, mask).numpy()
+        return traced(ids, mask).numpy()
 
     def _lm_tokenize(self, text: str) -> Tuple[List[int], List[str]]:
         ids, pieces = super()._lm_tokenize(text)

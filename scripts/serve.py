@@ -16,6 +16,12 @@ started too, with an account STAFF_USER (default "staff") if none exists.
 `--endpoints endpoints.scaled.yml` (`make run-scaled`) is the scaled profile:
 every Rasa server shares PostgreSQL (DATABASE_URL) and Redis (REDIS_URL),
 which are checked before anything starts.
+
+`--model-server URL` (MODEL_SERVER_URL), on a machine without the staff
+console: each Rasa server starts from the live model fetched from the console
+at URL (staff/model_server.py), and fetches it again whenever it is started
+again, so a server never comes back on a model older than the others run.
+Publishing then reaches it through Rasa's API like any other server.
 """
 
 import argparse
@@ -26,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -114,6 +121,39 @@ def encoder_problem() -> str:
     return ""
 
 
+def fetch_live_model(base_url: str, token: str, var_dir: Path) -> Path:
+    """The console's live model, kept in var/models/live.tar.gz; downloaded
+    only when its model id (the ETag) changed. A console that cannot be
+    reached leaves the kept copy in use; with none kept, SystemExit."""
+    target = var_dir / "models" / "live.tar.gz"
+    etag_file = target.with_name("live.etag")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    url = f"{base_url.rstrip('/')}/models/live"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    if target.exists() and etag_file.exists():
+        request.add_header("If-None-Match", etag_file.read_text().strip())
+    try:
+        with urllib.request.urlopen(request, timeout=120) as reply:
+            temporary = target.with_name(f".live.{secrets.token_hex(4)}.tmp")
+            with open(temporary, "wb") as out:
+                while chunk := reply.read(1 << 20):
+                    out.write(chunk)
+            os.replace(temporary, target)
+            etag_file.write_text(reply.headers.get("ETag", ""))
+    except urllib.error.HTTPError as error:
+        if error.code == 304:
+            return target
+        if error.code in (401, 403):
+            raise SystemExit(f"Cannot start: the console at {base_url} refused the API token (RASA_API_TOKEN)")
+        raise SystemExit(f"Cannot start: the console at {base_url} answered {error.code} for the live model")
+    except OSError as error:
+        if not target.exists():
+            raise SystemExit(f"Cannot start: no live model from {url} ({error}) and none kept from before")
+        print(f"The console at {base_url} cannot be reached ({error}): starting on the model kept from before.",
+              file=sys.stderr, flush=True)
+    return target
+
+
 # More restarts than this within the window mean something is broken for good.
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 300
@@ -142,6 +182,7 @@ def main() -> int:
     parser.add_argument("--endpoints", default=os.environ.get("RASA_ENDPOINTS", "endpoints.yml"))
     parser.add_argument("--credentials", default="credentials.yml")
     parser.add_argument("--var-dir", default=os.environ.get("CLINIC_VAR_DIR", "var"))
+    parser.add_argument("--model-server", default=os.environ.get("MODEL_SERVER_URL", ""))
     args = parser.parse_args()
 
     os.chdir(ROOT)
@@ -170,6 +211,8 @@ def main() -> int:
     staff_password = env.pop("STAFF_PASSWORD", None)
     rasa_env = dict(env)
     rasa_env.setdefault("SANIC_REQUEST_MAX_SIZE", str(DEFAULT_REQUEST_MAX_SIZE))
+    if args.model_server:
+        args.model = str(fetch_live_model(args.model_server, token, var_dir))
 
     commands = [([sys.executable, "-m", "actions", "--port", str(args.action_port)], env)]
     ports = [args.port + i for i in range(args.replicas)]
@@ -235,6 +278,11 @@ def main() -> int:
                     return 1
                 restarts.append(time.monotonic())
                 command, command_env = commands[index]
+                if args.model_server and "--model" in command:
+                    try:  # what the others run now
+                        fetch_live_model(args.model_server, token, var_dir)
+                    except SystemExit as error:
+                        print(f"{error}; starting on the model kept from before.", file=sys.stderr, flush=True)
                 print(f"A server stopped (exit {process.returncode}); starting it again.", file=sys.stderr, flush=True)
                 processes[index] = subprocess.Popen(command, env=command_env)
     except KeyboardInterrupt:

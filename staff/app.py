@@ -7,6 +7,7 @@ session; every form carries the session's CSRF token.
 
 import hashlib
 import json
+import logging
 import secrets
 from collections import defaultdict
 from pathlib import Path
@@ -19,7 +20,7 @@ from sanic.exceptions import NotFound, SanicException
 from sanic.request import Request
 
 from clinic import store
-from staff import audit, auth, inbox
+from staff import audit, auth, inbox, model_server
 from staff.conversations import Conversations, TrackerStoreUnavailable
 from staff.publishing import PublishFailed, Publisher
 from staff.rasa_api import RasaUnavailable
@@ -76,6 +77,8 @@ def create_app(settings: Settings) -> Sanic:
     retrainer = Retrainer(settings)
     publisher = Publisher(settings)
     conversations = Conversations(publisher.servers, settings)
+    # Models for the Rasa servers: the API token, not a staff session.
+    app.blueprint(model_server.blueprint(settings, model_server.ModelFiles(settings, publisher, retrainer)))
     flashes: Dict[str, List[str]] = defaultdict(list)
 
     def render(request: Request, name: str, http_status: int = 200, **context) -> response.HTTPResponse:
@@ -112,7 +115,7 @@ def create_app(settings: Settings) -> Sanic:
             origin = request.headers.get("origin")
             if origin and urlparse(origin).netloc != request.host:
                 raise Refused("This form was not sent from the console.")
-        if request.path in PUBLIC_PATHS:
+        if request.path in PUBLIC_PATHS or request.path.startswith(model_server.PREFIX):
             return None
         if session is None:
             if request.method == "GET" and not request.path.endswith("/state"):
@@ -472,6 +475,11 @@ def create_app(settings: Settings) -> Sanic:
 
 def serve(settings: Settings) -> None:
     store.engine()  # tables exist before the first request
+    # The console's own messages (which model was served); none name a visitor.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.getLogger("staff").addHandler(handler)
+    logging.getLogger("staff").setLevel(logging.INFO)
     app = create_app(settings)
     print(f"Staff console: http://{settings.host}:{settings.port}/", flush=True)
     # no access log: URLs and form posts are nobody's business in the logs

@@ -1,7 +1,9 @@
 """Putting a model live on the running Rasa server(s), and rolling it back.
 
 `PUT /model` swaps the model inside the running server: no restart, and
-conversations carry on (they live in the tracker store). After each swap the
+conversations carry on (they live in the tracker store). The server fetches
+the archive from the console (Rasa's model server protocol,
+staff/model_server.py), so a server on another machine needs no shared files. After each swap the
 server must report the new model id and still reach the action server (Rasa
 issue #3634: a reloaded agent once lost its action endpoint): a probe
 conversation asks for the booking details, which a custom action gives, and
@@ -20,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import sqlalchemy as sa
+import requests
 
 from clinic import store
 from staff import audit
@@ -195,31 +197,55 @@ class Publisher:
             except RasaUnavailable:
                 pass
 
-    def _switch(self, url: str, path: Path, model_id: str) -> None:
-        self.servers.load_model(url, str(path.resolve()))
+    def model_id_of(self, path: Path) -> Optional[str]:
+        return self._metadata(path).get("model_id")
+
+    def _check_served(self, model_id: str) -> None:
+        """Before any server switches: the console serves the archive where the
+        servers will fetch it (a wrong STAFF_MODEL_SERVER_URL fails here).
+        Asked as a server holding it would ask, so nothing is downloaded: 304."""
+        url = self.settings.model_url(model_id)
+        try:
+            reply = requests.get(url, params={"token": self.settings.rasa_token},
+                                 headers={"If-None-Match": f'"{model_id}"'}, timeout=10)
+        except requests.RequestException as error:
+            raise PublishFailed(f"the console cannot be reached at {url} ({type(error).__name__}); "
+                                "start it (make staff), or set STAFF_MODEL_SERVER_URL to where the Rasa servers "
+                                "reach it") from None
+        if reply.status_code != 304:
+            raise PublishFailed(f"the console does not serve model {model_id} at {url} ({reply.status_code})")
+
+    def _switch(self, url: str, model_id: str) -> None:
+        self.servers.load_model(url, self.settings.model_url(model_id))
         running = self.servers.status(url).get("model_id")
         if running != model_id:
             raise PublishFailed(f"{url} reports model {running} after loading {model_id}")
-        self._check_actions(url)
 
-    def _put_live(self, path: Path, model_id: str) -> None:
-        """Every server, one at a time (replicas keep answering meanwhile)."""
+    def _put_live(self, model_id: str) -> None:
+        """Every server fetches the model from the console and switches, one at
+        a time (the others keep answering); then every server is probed. If
+        any step fails on any server, every switched server goes back to the
+        model they all ran before, fetched from the console the same way."""
         previous = self.live_model_file()
-        previous_id = self._metadata(previous).get("model_id") if previous else None
+        previous_id = self.model_id_of(previous) if previous else None
+        self._check_served(model_id)
         switched = []
         try:
             for url in self.settings.rasa_urls:
                 switched.append(url)
-                self._switch(url, path, model_id)
+                self._switch(url, model_id)
+            for url in self.settings.rasa_urls:
+                self._check_actions(url)
         except (PublishFailed, RasaUnavailable) as error:
-            if previous is not None:
-                for url in switched:
-                    try:
-                        self.servers.load_model(url, str(previous.resolve()))
-                    except RasaUnavailable:
-                        pass
+            restored = bool(previous_id)
+            for url in switched if previous_id else []:
+                try:
+                    self._switch(url, previous_id)
+                except (PublishFailed, RasaUnavailable):
+                    restored = False
             raise PublishFailed(
-                f"{error}. " + ("The previous model was put back." if previous_id else "")
+                f"{error}. " + ("Every server was put back on the previous model." if restored else
+                                "The previous model could not be put back on every server: see /model.")
             ) from None
 
     def _mirror_to_live_file(self, path: Path) -> None:
@@ -241,7 +267,7 @@ class Publisher:
             before = self._record_running_model(actor)
             if before is not None and before.model_id == job.model_id:
                 raise PublishFailed("this model is already live")
-            self._put_live(job.model, job.model_id)
+            self._put_live(job.model_id)
             published = self._insert(actor, job.model_id, job.model, job.id, "publish", before.id if before else None)
             self._mirror_to_live_file(job.model)
         audit.record(actor, "publish", job.id, model_id=job.model_id, servers=self.settings.rasa_urls,
@@ -256,7 +282,7 @@ class Publisher:
                 raise PublishFailed("there is no earlier model to go back to")
             if not Path(target.model_path).exists():
                 raise PublishFailed(f"the earlier model's file is gone ({target.model_path})")
-            self._put_live(Path(target.model_path), target.model_id)
+            self._put_live(target.model_id)
             published = self._insert(
                 actor, target.model_id, target.model_path, target.candidate, "rollback", target.previous_id
             )

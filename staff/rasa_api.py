@@ -95,15 +95,19 @@ class RasaServers:
             last_error = RasaUnavailable(f"{url} answered {response.status_code}")
         raise last_error or RasaUnavailable("no Rasa server configured")
 
-    def load_model(self, url: str, model_path: str) -> None:
-        """PUT /model: the server swaps models between requests, without a restart."""
-        response = self._call("PUT", url, "/model", timeout=LOAD_TIMEOUT, json={"model_file": model_path})
+    def load_model(self, url: str, model_url: str) -> None:
+        """PUT /model naming a model server: the server fetches the archive
+        from `model_url` (staff/model_server.py) with the API token and swaps
+        models between requests, without a restart. Nothing it loads comes
+        from a path on the console's machine."""
+        model_server = {"url": model_url, "token": self.token, "wait_time_between_pulls": None}
+        response = self._call("PUT", url, "/model", timeout=LOAD_TIMEOUT, json={"model_server": model_server})
         if response.status_code != 204:
-            try:
-                message = response.json().get("message")
-            except ValueError:
-                message = response.text[:300]
-            raise RasaUnavailable(f"{url} could not load the model ({response.status_code}): {message}")
+            # Rasa logs why a fetch failed and answers only "could not be loaded".
+            raise RasaUnavailable(
+                f"{url} could not fetch or load the model from {model_url} (it answered {response.status_code}): "
+                "check that it reaches the console there (STAFF_MODEL_SERVER_URL) and its log"
+            )
 
     def say(self, url: str, text: str, sender_id: Optional[str] = None) -> Tuple[str, List[Dict[str, Any]]]:
         """A message through the REST channel, as a visitor sends it: in a new

@@ -50,6 +50,14 @@ class Settings:
     # them (RASA_ENDPOINTS, CLINIC_VAR_DIR): read for ids their API cannot name.
     endpoints_file: Path = PROJECT_ROOT / "endpoints.yml"
     var_dir: Path = PROJECT_ROOT / "var"
+    # Where the Rasa servers reach this console to fetch models
+    # (staff/model_server.py); by default this machine's console.
+    model_server_url: str = ""
+
+    def model_url(self, model_id: str) -> str:
+        """Where a Rasa server fetches `model_id` (or "live") from this console."""
+        base = (self.model_server_url or f"http://127.0.0.1:{self.port}").rstrip("/")
+        return f"{base}/models/{model_id}"
 
     @property
     def models_dir(self) -> Path:
@@ -82,4 +90,5 @@ def from_environment() -> Settings:
         secure_cookie=os.environ.get("STAFF_COOKIE_SECURE", "").lower() in ("1", "true", "yes"),
         endpoints_file=endpoints_file,
         var_dir=var_dir,
+        model_server_url=os.environ.get("STAFF_MODEL_SERVER_URL", "").strip(),
     )

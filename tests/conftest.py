@@ -2,6 +2,7 @@
 exactly as `make run` starts them (scripts/serve.py), on free loopback ports."""
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -37,8 +38,10 @@ def free_port() -> int:
 class Assistant:
     """A running assistant: action server plus Rasa server(s)."""
 
-    def __init__(self, var_dir: Path, name: str, replicas: int = 1, env: Optional[Dict[str, str]] = None):
+    def __init__(self, var_dir: Path, name: str, replicas: int = 1, env: Optional[Dict[str, str]] = None,
+                 model: Path = MODEL):
         self.var_dir = var_dir
+        self.model = model
         self.name = name
         self.replicas = replicas
         self.port = free_port()
@@ -71,7 +74,7 @@ class Assistant:
                 "--replicas", str(self.replicas),
                 "--action-port", str(self.action_port),
                 "--var-dir", str(self.var_dir),
-                "--model", str(MODEL),
+                "--model", str(self.model),
             ],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -125,6 +128,13 @@ class Assistant:
         self.conversations.setdefault(sender, response.headers["X-Conversation-Id"])
         return response.json()
 
+    def rasa_server_pid(self, replica: int = 0) -> int:
+        """The `rasa run` process of one of this assistant's servers."""
+        return process_id("--interface", "127.0.0.1", "--port", str(self.port + replica))
+
+    def action_server_pid(self) -> int:
+        return process_id("-m", "actions", "--port", str(self.action_port))
+
     def conversation_id(self, sender: str) -> str:
         """The id the server issued to the visitor the test calls `sender`."""
         return self.conversations.get(sender, sender)
@@ -137,6 +147,95 @@ class Assistant:
         )
         response.raise_for_status()
         return response.json()
+
+
+class Console:
+    """`python -m staff serve` against a copy of the project and the test
+    assistants (the first one's database and conversations; one API token)."""
+
+    def __init__(self, project: Path, assistants: List[Assistant], log_name: str = "staff-console"):
+        assistant = assistants[0]
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.project = project
+        self.env = {
+            **os.environ,
+            "STAFF_PROJECT_DIR": str(project),
+            "STAFF_PORT": str(self.port),
+            "RASA_URL": ",".join(each.url for each in assistants),
+            "RASA_API_TOKEN": assistant.token,
+            "DATABASE_URL": assistant.env["DATABASE_URL"],
+            # where the assistant keeps conversations (its tracker store's SQLite file)
+            "CLINIC_VAR_DIR": str(assistant.var_dir),
+            "PYTHONPATH": str(ROOT),
+            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+        }
+        self.env.pop("STAFF_PASSWORD", None)
+        self.log_path = OUTPUT / "logs" / f"{log_name}.log"
+        self.process: Optional[subprocess.Popen] = None
+
+    def cli(self, *args: str, password: Optional[str] = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        env = dict(self.env, **({"STAFF_PASSWORD": password} if password else {}))
+        return subprocess.run(
+            [sys.executable, "-m", "staff", *args], cwd=ROOT, env=env,
+            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        )
+
+    def start(self) -> "Console":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "staff", "serve"], cwd=ROOT, env=self.env,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the console exited, see {self.log_path}")
+            try:
+                if requests.get(self.url + "/login", timeout=2).ok:
+                    return self
+            except requests.RequestException:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"the console did not start, see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+
+    def session(self, username: str, password: str) -> requests.Session:
+        """Signed in through the real form, as a browser would."""
+        session = requests.Session()
+        page = session.get(self.url + "/login", timeout=30)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        reply = session.post(
+            self.url + "/login", data={"csrf_token": token, "username": username, "password": password},
+            allow_redirects=False, timeout=30,
+        )
+        assert reply.status_code == 303, reply.text[:500]
+        return session
+
+    def csrf(self, session: requests.Session, path: str = "/inbox") -> str:
+        return re.search(r'name="csrf_token" value="([^"]+)"', session.get(self.url + path, timeout=30).text).group(1)
+
+
+def process_id(*argv: str) -> int:
+    """The process whose command line holds these consecutive arguments."""
+    wanted = "\0".join(argv)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if wanted in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    return int(entry.name)
+            except OSError:
+                continue
+    raise LookupError(f"no process with {argv}")
 
 
 def _is_free(port: int) -> bool:

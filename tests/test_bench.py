@@ -26,8 +26,9 @@ FAIRNESS_FIGURES = [
     "other visitors' errors, alone / while flooded", "the flood's messages",
     "long conversations: latency p95, turns 1-10", "long conversations: latency p95, turns 21-30",
     "long conversations: every message kept, in order",
+    "Rasa server memory before, then after each of 2 publishes", "publishes: seconds each",
 ]
-TARGETS = 12
+TARGETS = 13
 
 
 def test_smoke_run_fills_every_column_and_draws_the_chart(trained_model):
@@ -75,6 +76,10 @@ def test_smoke_run_fills_every_column_and_draws_the_chart(trained_model):
     assert flood["flood"].get("refused (429)", 0) > 0  # the per-visitor limit turned the burst away
     long = results["long_conversations"]
     assert long["turns"] == 30 and long["kept"] == long["conversations"] == 1 and len(long["p95"]) == 3
+
+    publishing = results["publishing"]
+    assert len(publishing["after_each_publish"]) == 2 and min(publishing["after_each_publish"]) > 100 * 1024 * 1024
+    assert publishing["load"]["answered"] > 0 and len(publishing["publish_seconds"]) == 2
 
     chart = out / "latest.png"
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 20_000

@@ -35,7 +35,7 @@ from chat_client import ChatVisitor
 from channels.sms_text import plain_text
 from clinic import DATA_DIR, store
 from clinic.facts import clinic_facts, fill
-from conftest import ROOT, Assistant, free_port
+from conftest import ROOT, Assistant, free_port, process_id
 from services import postgres_up, require, scratch_database
 
 PATH = "/webhooks/sms/webhook"
@@ -734,26 +734,13 @@ def test_a_retry_after_its_server_died_is_answered_by_the_other(tmp_path, kind):
 # ---- a server killed mid-turn (last on two servers: the killed one is started again) ----
 
 
-def process_id(*argv: str) -> int:
-    """The process whose command line holds these consecutive arguments."""
-    wanted = "\0".join(argv)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if wanted in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    return int(entry.name)
-            except OSError:
-                continue
-    raise LookupError(f"no process with {argv}")
-
-
 def test_a_retry_after_its_server_was_killed_mid_turn_is_answered(sms_assistant):
     """Twilio retries a text whose first delivery died with its server: the
     other server runs the turn once the dead one stops renewing its claim."""
     texter = Texter(sms_assistant)
     sid, question = new_sid(), "what is dry needling"
-    victim = process_id("--interface", "127.0.0.1", "--port", str(sms_assistant.port + 1))
-    actions = process_id("-m", "actions", "--port", str(sms_assistant.action_port))
+    victim = sms_assistant.rasa_server_pid(1)
+    actions = sms_assistant.action_server_pid()
     first: Dict[str, object] = {}
 
     def deliver() -> None:

@@ -10,18 +10,14 @@ real data/ and models/clinic.tar.gz are never touched. One assistant
 import hashlib
 import html
 import json
-import os
 import re
 import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import pytest
 import requests
@@ -31,7 +27,7 @@ import yaml
 from clinic import store
 from clinic.evaluation import SETS, load_items
 from clinic.facts import fill
-from conftest import MODEL, OUTPUT, ROOT, Assistant, free_port, store_conversation, texts
+from conftest import MODEL, OUTPUT, ROOT, Assistant, Console, store_conversation, texts
 from staff.gate import model_metadata
 
 USER = "reception"
@@ -92,83 +88,9 @@ def staff_assistant(tmp_path_factory, trained_model) -> Assistant:
     running.stop()
 
 
-class Console:
-    """`python -m staff serve` against the copied project and the test assistant."""
-
-    def __init__(self, project: Path, assistant: Assistant):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.project = project
-        self.env = {
-            **os.environ,
-            "STAFF_PROJECT_DIR": str(project),
-            "STAFF_PORT": str(self.port),
-            "RASA_URL": assistant.url,
-            "RASA_API_TOKEN": assistant.token,
-            "DATABASE_URL": assistant.env["DATABASE_URL"],
-            # where the assistant keeps conversations (its tracker store's SQLite file)
-            "CLINIC_VAR_DIR": str(assistant.var_dir),
-            "PYTHONPATH": str(ROOT),
-            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-        }
-        self.env.pop("STAFF_PASSWORD", None)
-        self.log_path = OUTPUT / "logs" / "staff-console.log"
-        self.process: Optional[subprocess.Popen] = None
-
-    def cli(self, *args: str, password: Optional[str] = None, timeout: float = 120) -> subprocess.CompletedProcess:
-        env = dict(self.env, **({"STAFF_PASSWORD": password} if password else {}))
-        return subprocess.run(
-            [sys.executable, "-m", "staff", *args], cwd=ROOT, env=env,
-            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-        )
-
-    def start(self) -> "Console":
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "a")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "staff", "serve"], cwd=ROOT, env=self.env,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the console exited, see {self.log_path}")
-            try:
-                if requests.get(self.url + "/login", timeout=2).ok:
-                    return self
-            except requests.RequestException:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"the console did not start, see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-
-    def session(self, username: str = USER, password: str = PASSWORD) -> requests.Session:
-        """Signed in through the real form, as a browser would."""
-        session = requests.Session()
-        page = session.get(self.url + "/login", timeout=30)
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-        reply = session.post(
-            self.url + "/login", data={"csrf_token": token, "username": username, "password": password},
-            allow_redirects=False, timeout=30,
-        )
-        assert reply.status_code == 303, reply.text[:500]
-        return session
-
-    def csrf(self, session: requests.Session, path: str = "/inbox") -> str:
-        return re.search(r'name="csrf_token" value="([^"]+)"', session.get(self.url + path, timeout=30).text).group(1)
-
-
 @pytest.fixture(scope="module")
 def console(project, staff_assistant) -> Console:
-    running = Console(project, staff_assistant)
+    running = Console(project, [staff_assistant])
     created = running.cli("user", "add", USER, password=PASSWORD)
     assert created.returncode == 0, created.stderr
     running.start()
@@ -206,19 +128,6 @@ def wait_for_job(console: Console, session: requests.Session, job_id: str) -> Di
             return state
         time.sleep(5)
     raise AssertionError(f"retraining {job_id} did not finish in {JOB_TIMEOUT} s")
-
-
-def rasa_server_pid(assistant: Assistant) -> int:
-    """The `rasa run` process scripts/serve.py started for this assistant."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if parent == assistant.process.pid and b"run" in command and any(p.endswith(b"/rasa") for p in command):
-            return int(stat.parent.name)
-    raise AssertionError("the Rasa server process was not found")
 
 
 def rss_mb(pid: int) -> float:
@@ -270,7 +179,7 @@ def test_nothing_is_reachable_without_a_session(console, project):
 
 
 def test_a_form_without_the_right_csrf_token_is_refused(console, project):
-    session = console.session()
+    session = console.session(USER, PASSWORD)
     path = project / "data" / "nlu" / "faq_practitioner.yml"
     original = path.read_text()
     text = yaml.safe_load(original)["responses"]["utter_faq/practitioner"][0]["text"]
@@ -345,7 +254,7 @@ def test_every_conversation_opens_in_the_console_whatever_characters_its_id_hold
                 refs[sender] = (f"fallback:{row.inserted_primary_key[0]}", question)
     finally:
         engine.dispose()
-    session = console.session()
+    session = console.session(USER, PASSWORD)
     for sender, (ref, question) in refs.items():
         page = session.get(f"{console.url}/conversation", params={"ref": ref}, timeout=60)
         assert page.status_code == 200, (sender, page.text[:300])
@@ -471,7 +380,7 @@ def test_rasa_memory_after_five_publishes_stays_within_15_percent_of_the_first(c
         # the browser test did not publish: put a fresh candidate live first
         assert console.cli("retrain", timeout=JOB_TIMEOUT).returncode == 0
         assert console.cli("publish", timeout=600).returncode == 0
-    pid = rasa_server_pid(staff_assistant)
+    pid = staff_assistant.rasa_server_pid()
     before = round(rss_mb(pid), 1)
     memory: List[float] = []
     model_ids = []
@@ -485,7 +394,7 @@ def test_rasa_memory_after_five_publishes_stays_within_15_percent_of_the_first(c
         assert staff_assistant.say("test-" + uuid.uuid4().hex[:12], "is dry needling safe?")
         time.sleep(3)
         memory.append(round(rss_mb(pid), 1))
-    assert rasa_server_pid(staff_assistant) == pid  # no restart
+    assert staff_assistant.rasa_server_pid() == pid  # no restart
     assert len(set(model_ids)) == 2 and model_ids[0] != model_ids[1]
     record("publish_memory_mb", {
         "before": before, "after_each_publish": memory, "growth_after_5": round(memory[4] / memory[0] - 1, 3),
@@ -512,7 +421,7 @@ def held_out_variants(project: Path) -> List[str]:
 
 @pytest.mark.timeout(JOB_TIMEOUT + 600)
 def test_an_edit_that_breaks_the_held_out_set_is_blocked_from_publishing(console, staff_assistant, project):
-    session = console.session()
+    session = console.session(USER, PASSWORD)
     token = console.csrf(session)
     taught = 0
     for text in held_out_variants(project):
