@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help run run-scaled test setup train validate shell bench
+.PHONY: help run run-scaled test setup train validate lint shell bench
 
 help:
 	@echo "make run       set up, train if needed, start the assistant (http://localhost:5005)"
@@ -27,6 +27,7 @@ help:
 	@echo "make test      set up, train if needed, run every test"
 	@echo "make train     train the model if data/, config.yml or domain.yml changed"
 	@echo "make validate  check the training data (rasa data validate)"
+	@echo "make lint      check the code (ruff: pyflakes and pycodestyle)"
 	@echo "make shell     talk to the assistant in the terminal"
 	@echo "make bench     accuracy, speed and cost against stock Rasa (bench/results/latest.md)"
 	@echo "make staff     start the staff console (http://127.0.0.1:5002)"
@@ -44,9 +45,13 @@ run-scaled: setup $(MODEL)
 	RASA_REPLICAS="$${RASA_REPLICAS:-2}" \
 	$(PY) scripts/serve.py --endpoints endpoints.scaled.yml
 
-test: setup $(MODEL) validate
+test: setup lint $(MODEL) validate
 	scripts/ensure_test_packages.sh
 	$(PY) -m pytest
+
+# pyflakes and pycodestyle's rules (pyproject.toml), before anything slow.
+lint: setup
+	$(VENV)/bin/ruff check .
 
 setup: $(VENV)/.installed $(SPACY_PIPELINE)/meta.json $(ENCODER)/.verified $(WEB_VENDOR)
 

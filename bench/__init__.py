@@ -1,4 +1,6 @@
-"""The benchmark (`make bench`): the clinic assistant side by side with stock Rasa trained on the same data, for accuracy, speed and cost."""
+"""The benchmark (`make bench`): the clinic assistant side by side with stock
+Rasa trained on the same data, for accuracy, speed and cost.
+"""
 
 from pathlib import Path
 

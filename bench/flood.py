@@ -1,4 +1,6 @@
-"""One visitor flooding its own conversation while others talk: the other visitors' latency and errors without the flood and with it, over the REST webhook.
+"""One visitor flooding its own conversation while others talk: the other
+visitors' latency and errors without the flood and with it, over the REST
+webhook.
 
 The flood is the issue's: bursts of FLOOD_BURST messages at once on one
 conversation, one burst every FLOOD_INTERVAL_SECONDS, not waiting for the

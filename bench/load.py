@@ -1,4 +1,6 @@
-"""Closed-loop load on the REST webhook: N visitors at once, each asking its next scripted question as soon as it has its answer, for a fixed time."""
+"""Closed-loop load on the REST webhook: N visitors at once, each asking its
+next scripted question as soon as it has its answer, for a fixed time.
+"""
 
 import asyncio
 import itertools

@@ -1,4 +1,6 @@
-"""Samples a running server with py-spy while the benchmark starts or loads it (`--profile`), so a missed target shows where the time goes."""
+"""Samples a running server with py-spy while the benchmark starts or loads it
+(`--profile`), so a missed target shows where the time goes.
+"""
 
 import shutil
 import signal

@@ -139,11 +139,17 @@ def side_by_side(results: dict) -> List[str]:
         f"{seconds(training['stock_seconds'])} ({when('stock')})",
         ratio(training["project_total_seconds"], training["stock_seconds"]),
     ])
-    rows.append(["start to first answer", seconds(project["start_seconds"]), seconds(stock["start_seconds"]), ratio(project["start_seconds"], stock["start_seconds"])])
+    rows.append([
+        "start to first answer", seconds(project["start_seconds"]), seconds(stock["start_seconds"]),
+        ratio(project["start_seconds"], stock["start_seconds"]),
+    ])
     for concurrency in results["concurrency"]:
         p, s = _step(project, concurrency), _step(stock, concurrency)
         rows.append([f"latency p50 / p95 / p99, {concurrency} at once", latencies(p), latencies(s), latency_ratios(p, s)])
-        rows.append([f"messages per second, {concurrency} at once", f"{p['messages_per_second']:.1f}", f"{s['messages_per_second']:.1f}", ratio(p["messages_per_second"], s["messages_per_second"])])
+        rows.append([
+            f"messages per second, {concurrency} at once", f"{p['messages_per_second']:.1f}",
+            f"{s['messages_per_second']:.1f}", ratio(p["messages_per_second"], s["messages_per_second"]),
+        ])
         rows.append([f"errors, {concurrency} at once", errors(p), errors(s), "—"])
         rows.append([f"Rasa server CPU, {concurrency} at once", cpu(p), cpu(s), ratio(p["rasa_cpu_cores"], s["rasa_cpu_cores"])])
     for kind, label in (("rasa", "Rasa server memory after the load"), ("actions", "action server memory after the load")):
@@ -177,7 +183,8 @@ def scaled_section(results: dict) -> List[str]:
         f"server: {seconds(scaled['start_seconds'])}. Memory after the load: Rasa servers {memory}, action "
         f"server {mb(max(scaled['memory']['actions']))}.",
         "",
-        *_table(["load", "latency p50 / p95 / p99", "messages per second", "errors", "Rasa servers' CPU", "msg/s vs project, one server (SQLite)"], rows),
+        *_table(["load", "latency p50 / p95 / p99", "messages per second", "errors", "Rasa servers' CPU",
+                 "msg/s vs project, one server (SQLite)"], rows),
     ]
 
 
@@ -296,7 +303,10 @@ def targets(results: dict) -> List[Tuple[str, str, str]]:
         _verdict(growth <= 0.10, f"{100 * (growth - 0.10):.1f} points"),
     ))
     rasa_memory = max(project["memory"]["rasa"] + ([] if "not_run" in scaled else scaled["memory"]["rasa"]))
-    found.append(("Rasa server memory under 1.2 GB", f"{rasa_memory / 1024 ** 3:.2f} GB (largest server)", _verdict(rasa_memory < 1.2 * 1024 ** 3, f"{(rasa_memory - 1.2 * 1024 ** 3) / MB:.0f} MB")))
+    found.append((
+        "Rasa server memory under 1.2 GB", f"{rasa_memory / 1024 ** 3:.2f} GB (largest server)",
+        _verdict(rasa_memory < 1.2 * 1024 ** 3, f"{(rasa_memory - 1.2 * 1024 ** 3) / MB:.0f} MB"),
+    ))
     start = project["start_seconds"]
     found.append(("start to first answer under 30 s", seconds(start), _verdict(start < 30, f"{start - 30:.1f} s")))
     retrain = training["project_total_seconds"]

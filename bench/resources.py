@@ -1,4 +1,7 @@
-"""Resident memory and CPU time of the assistant's processes (each Rasa server and the action server, with their children) and how busy the machine is, read from /proc."""
+"""Resident memory and CPU time of the assistant's processes (each Rasa server
+and the action server, with their children) and how busy the machine is,
+read from /proc.
+"""
 
 import os
 from pathlib import Path

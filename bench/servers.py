@@ -1,4 +1,7 @@
-"""Starts an assistant for the benchmark the way `make run` does (scripts/serve.py), on free loopback ports, times it to its first answer, and stops it."""
+"""Starts an assistant for the benchmark the way `make run` does
+(scripts/serve.py), on free loopback ports, times it to its first answer,
+and stops it.
+"""
 
 import os
 import secrets

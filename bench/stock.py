@@ -1,4 +1,7 @@
-"""Stock Rasa as a team would get it from `rasa init` (Rasa 3.6): its default pipeline and policies, channel and endpoints, written into a folder of its own."""
+"""Stock Rasa as a team would get it from `rasa init` (Rasa 3.6): its default
+pipeline and policies, channel and endpoints, written into a folder of its
+own.
+"""
 
 import copy
 from pathlib import Path

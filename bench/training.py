@@ -1,4 +1,6 @@
-"""Trains stock Rasa and the project from scratch in a temporary folder, timed the same way, and keeps the result for reruns on unchanged inputs."""
+"""Trains stock Rasa and the project from scratch in a temporary folder, timed
+the same way, and keeps the result for reruns on unchanged inputs.
+"""
 
 import hashlib
 import json
@@ -12,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import yaml
 
@@ -149,12 +151,29 @@ def _timed(command, label: str, log_path: Path, env: Dict[str, str]) -> float:
     return seconds
 
 
-def _rasa_train(config: Path, out: Path, name: str, label: str, log_path: Path, cache_dir: Path) -> float:
+def _rasa_train(config: Path, out: Path, name: str, label: str, log_path: Path, cache_dir: Path,
+                data: Path = ROOT / "data", extra: Sequence[str] = ()) -> float:
     command = [
         str(BIN / "rasa"), "train", "--config", str(config), "--domain", "domain.yml",
-        "--data", "data", "--out", str(out), "--fixed-model-name", name,
+        "--data", str(data), "--out", str(out), "--fixed-model-name", name, *extra,
     ]
     return _timed(command, label, log_path, _env(cache_dir))
+
+
+def sampled_data(target: Path, every: int) -> Path:
+    """data/ with every `every`-th example of each intent kept (at least two),
+    everything else as it is: the smoke run's training, quick and complete."""
+    for source in sorted((ROOT / "data").rglob("*.yml")):
+        content = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+        for block in content.get("nlu") or []:
+            if "intent" in block and isinstance(block.get("examples"), str):
+                examples = [line for line in block["examples"].splitlines() if line.strip().startswith("- ")]
+                kept = examples[::every] if len(examples[::every]) >= 2 else examples[:2]
+                block["examples"] = "\n".join(kept) + "\n"
+        path = target / source.relative_to(ROOT / "data")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(content, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return target
 
 
 def project_config(spacy_pipeline: Path, epochs: int) -> dict:
@@ -168,14 +187,19 @@ def project_config(spacy_pipeline: Path, epochs: int) -> dict:
 
 def train_both(
     workdir: Path, logs: Path, epochs: int = 0, retrain: bool = False,
-    cache: Optional[Path] = CACHE, parallel: bool = False,
+    cache: Optional[Path] = CACHE, parallel: bool = False, sample: int = 0,
 ) -> Training:
     """Stock Rasa's default and the project's configuration, each trained from
     scratch on data/ and domain.yml, one after the other (`parallel`: at the
-    same time); `epochs` > 0 limits every trained part (the smoke run's
-    shortcut). Reuses an earlier run's training of either when nothing it was
-    trained from changed, unless `retrain`."""
+    same time). The smoke run's shortcuts: `epochs` > 0 limits every trained
+    part, and `sample` > 0 trains on every sample-th example of each intent,
+    without story augmentation. Reuses an earlier run's training of either
+    when nothing it was trained from changed, unless `retrain`."""
     epochs_note = f"{epochs} epoch per trained part" if epochs else "epochs as configured"
+    data, extra = ROOT / "data", ()
+    if sample:
+        epochs_note += f", every {sample}th example, no augmentation"
+        data, extra = sampled_data(workdir / "sampled-data", sample), ("--augmentation", "0")
     kept_stock, kept_project = Kept(cache, "stock", epochs), Kept(cache, "project", epochs)
     stock_times = None if retrain else kept_stock.load("stock.tar.gz")
     project_times = None if retrain else kept_project.load()
@@ -189,7 +213,7 @@ def train_both(
         stock_files = write_stock_project(workdir / "stock", epochs)
         seconds = _rasa_train(
             stock_files["config"], workdir / "stock" / "models", "stock",
-            f"Training stock Rasa ({epochs_note})", logs / "train-stock.log", workdir / "stock-cache",
+            f"Training stock Rasa ({epochs_note})", logs / "train-stock.log", workdir / "stock-cache", data, extra,
         )
         times = {"seconds": seconds, "trained_at": _now()}
         kept_stock.keep(times, workdir / "stock" / "models" / "stock.tar.gz")
@@ -205,7 +229,7 @@ def train_both(
         config_path.write_text(yaml.safe_dump(project_config(spacy_pipeline, epochs), sort_keys=False))
         seconds = _rasa_train(
             config_path, workdir / "project" / "models", "project",
-            f"Training the project ({epochs_note})", logs / "train-project.log", workdir / "project-cache",
+            f"Training the project ({epochs_note})", logs / "train-project.log", workdir / "project-cache", data, extra,
         )
         times = {"seconds": seconds, "spacy_seconds": spacy_seconds, "trained_at": _now()}
         kept_project.keep(times)

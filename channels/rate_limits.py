@@ -50,7 +50,7 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Deque, Dict, FrozenSet, Mapping, Optional, Text, Tuple
+from typing import Deque, Dict, Mapping, Optional, Text, Tuple
 
 from sanic.request import Request
 

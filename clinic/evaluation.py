@@ -32,14 +32,14 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 import requests
 import yaml
 
 from clinic import PROJECT_ROOT
 from clinic.answers import ACCOMPANYING, EMERGENCY, FALLBACK, OUT_OF_SCOPE, response_label
-from clinic.nlu_data import nlu_examples
+from clinic.nlu_data import SAFE_LOADER, nlu_examples
 
 HELD_OUT_DIR = PROJECT_ROOT / "tests" / "held_out"
 REAL_SET = HELD_OUT_DIR / "real_questions.yml"
@@ -61,7 +61,7 @@ class Item:
 
 def load_items(path: Path) -> List[Item]:
     """A held-out set: `items:` (real_questions.yml) or Rasa NLU examples."""
-    content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    content = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     if "items" in content:
         return [
             Item(str(item["id"]), item["text"], list(item["expect"]), list(item.get("context") or []),

@@ -13,7 +13,6 @@ conditional response (a muscle's answer, an answer's "more" variation).
 
 from typing import Any, Dict, Optional, Text
 
-from rasa.core.channels.channel import OutputChannel
 from rasa.core.nlg import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import SlotSet

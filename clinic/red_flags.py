@@ -64,7 +64,10 @@ _DENIAL = (
     r"\b(?:no|not|never|without|nor|neither|zero|none of|free of|denies|deny|nothing(?: \w+)? like|"
     r"(?:do|does|did)(?:n'?t| not) have|(?:have|has)(?:n'?t| not) (?:had|got)|(?:is|are|was|were)n'?t|(?:i'?m|am) not)\s+"
     r"(?:{filler}){{0,2}}(?:[\w'-]+(?:\s+[\w'-]+)?(?:\s*,\s*(?:or\s+|and\s+|nor\s+)?|\s+(?:or|nor)\s+)(?:{filler}){{0,2}}){{0,3}}$"
-).format(filler=r"(?:any|a|an|real|actual|on|taking|my|his|her|the|signs? of|symptoms? of|history of|issues? with|problems? with|trouble with|loss of)\s+")
+).format(filler=(
+    r"(?:any|a|an|real|actual|on|taking|my|his|her|the|signs? of|symptoms? of|history of"
+    r"|issues? with|problems? with|trouble with|loss of)\s+"
+))
 _DENIED = re.compile(_DENIAL)
 
 

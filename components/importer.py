@@ -8,7 +8,7 @@ when it adds them again) or have its rules warned about as using intents
 known avoids both, so `rasa data validate` reports only real problems.
 """
 
-from typing import Optional, Text
+from typing import Optional
 
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.training_data.structures import StoryGraph

@@ -136,7 +136,7 @@ def build(output_dir: Path) -> None:
         words = [token.text for token in nlp.make_doc(name)]
         lemmas = [token.lemma_ for token in nlp(name)]
         patterns.append({"label": "muscle", "pattern": [{"LOWER": w} for w in words]})
-        patterns.append({"label": "muscle", "pattern": [{"LEMMA": l} for l in lemmas]})
+        patterns.append({"label": "muscle", "pattern": [{"LEMMA": lemma} for lemma in lemmas]})
     ruler.add_patterns(patterns)
 
     nlp.meta["name"] = "clinic_en"

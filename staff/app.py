@@ -334,7 +334,8 @@ def create_app(settings: Settings) -> Sanic:
             )
         await store.run_blocking(audit.record, actor(request), "set_status", refs, status=status, items=changed)
         labels = {"out_of_scope": "marked out of scope", "dismissed": "dismissed", "new": "put back in the inbox"}
-        flash(request, f"{changed} message(s) {labels[status]}." + (" The assistant will learn to decline it after the next retraining." if change else ""))
+        later = " The assistant will learn to decline it after the next retraining." if change else ""
+        flash(request, f"{changed} message(s) {labels[status]}.{later}")
         return redirect("/inbox")
 
     @app.get("/conversation")

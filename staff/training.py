@@ -39,7 +39,10 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STARTED = re.compile(r"Starting to train component '(\w+)'")
 FINISHED = re.compile(r"(?:Finished training|Restored) component '(\w+)'")
 EPOCHS = re.compile(r"Epochs:\s+(\d+)%")
-NOISE = re.compile(r"Warning|warnings\.warn|declare_namespace|pkg_resources|^\s+(?:from|import|self\.|Base:|VARIABLE|_VERSION|VERSION|REQUIREMENT|cli:|\)\.)|^Implementing implicit")
+NOISE = re.compile(
+    r"Warning|warnings\.warn|declare_namespace|pkg_resources"
+    r"|^\s+(?:from|import|self\.|Base:|VARIABLE|_VERSION|VERSION|REQUIREMENT|cli:|\)\.)|^Implementing implicit"
+)
 
 
 class Busy(RuntimeError):

@@ -28,6 +28,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarStri
 
 from clinic.evaluation import SETS, texts_of
 from clinic.facts import PLACEHOLDER
+from clinic.nlu_data import SAFE_LOADER
 
 RETRIEVAL_INTENTS = ("faq", "not_covered")
 OUT_OF_SCOPE = "out_of_scope"
@@ -44,7 +45,6 @@ MIN_TOPIC_CHARS, MAX_TOPIC_CHARS = 3, 40
 PHONE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
 EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.[a-z]{2,}", re.IGNORECASE)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 STOPWORDS = set(
     """a an the is are was were be been am do does did can could will would should shall
     may might must i me my mine you your yours we our us it its this that these those
@@ -438,7 +438,8 @@ class TrainingData:
                 "nlu": [{"intent": label, "examples": "".join(f"- {t}\n" for t in cleaned.values())}],
                 "responses": {
                     f"utter_{label}": [
-                        {"text": answer_text, **({"buttons": [{"title": "Book a visit", "payload": "/book_appointment"}]} if book_button else {})}
+                        {"text": answer_text,
+                         **({"buttons": [{"title": "Book a visit", "payload": "/book_appointment"}]} if book_button else {})}
                     ]
                 },
             }

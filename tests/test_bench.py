@@ -1,4 +1,7 @@
-"""The benchmark's smoke run (`python -m bench --smoke`): every step, briefly, against the real servers; its report must have every cell of every table filled, and its chart must exist."""
+"""The benchmark's smoke run (`python -m bench --smoke`): every step, briefly,
+against the real servers; its report must have every cell of every table
+filled, and its chart must exist.
+"""
 
 import json
 import os

@@ -5,7 +5,6 @@ assistant as `make run` starts it (defaults), and on one started with low
 limits behind a trusted proxy. Every load here is a few dozen messages."""
 
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 

@@ -9,7 +9,6 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,

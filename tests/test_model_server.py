@@ -10,7 +10,6 @@ training one takes minutes, and tests/test_staff_console.py does that part.
 """
 
 import hashlib
-import io
 import json
 import os
 import secrets
@@ -25,25 +24,11 @@ from typing import List, Tuple
 import pytest
 import requests
 
+from bench.publishing import with_new_model_id
 from conftest import MODEL, ROOT, Assistant, Console, texts
 from staff.training import Job
 
 TOKEN = "-publish-token-" + secrets.token_hex(8)
-
-
-def with_new_model_id(source: Path, target: Path) -> str:
-    """Writes `source`'s archive to `target` with a new model id; returns it."""
-    new_id = uuid.uuid4().hex
-    with tarfile.open(source) as archive, tarfile.open(target, "w:gz", compresslevel=1) as out:
-        for member in archive:
-            content = archive.extractfile(member) if member.isfile() else None
-            if member.name == "metadata.json":
-                metadata = json.load(content)
-                metadata["model_id"] = new_id
-                raw = json.dumps(metadata).encode()
-                member.size, content = len(raw), io.BytesIO(raw)
-            out.addfile(member, content)
-    return new_id
 
 
 def add_candidate(project: Path, status: str = "passed") -> Tuple[str, str]:

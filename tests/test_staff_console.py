@@ -216,11 +216,13 @@ def test_repeated_wrong_passwords_lock_the_account(console):
     session = requests.Session()
     for attempt in range(5):
         token = re.search(r'name="csrf_token" value="([^"]+)"', session.get(console.url + "/login", timeout=30).text).group(1)
-        reply = session.post(console.url + "/login", data={"csrf_token": token, "username": "front-desk", "password": f"guess {attempt}"}, allow_redirects=False, timeout=30)
+        reply = session.post(console.url + "/login", allow_redirects=False, timeout=30, data={
+            "csrf_token": token, "username": "front-desk", "password": f"guess {attempt}"})
         assert reply.status_code == 401
     assert "locked" in reply.text
     token = re.search(r'name="csrf_token" value="([^"]+)"', session.get(console.url + "/login", timeout=30).text).group(1)
-    reply = session.post(console.url + "/login", data={"csrf_token": token, "username": "front-desk", "password": password}, allow_redirects=False, timeout=30)
+    reply = session.post(console.url + "/login", allow_redirects=False, timeout=30, data={
+        "csrf_token": token, "username": "front-desk", "password": password})
     assert reply.status_code == 401 and "locked" in reply.text
     assert session.get(console.url + "/inbox", allow_redirects=False, timeout=30).status_code == 303
     # an engineer's new password unlocks it
@@ -359,7 +361,8 @@ def test_staff_teach_an_unanswered_question_retrain_and_publish_in_the_browser(b
     booking = texts(staff_assistant.say("test-" + uuid.uuid4().hex[:12], "how do I book an appointment?"))
     assert fill("{booking_url}") in booking
     # the live model is also what `make run` would start from
-    assert (project / "models" / "clinic.tar.gz").stat().st_size == (project / "models" / "candidates" / job_id / "model.tar.gz").stat().st_size
+    published_file = project / "models" / "candidates" / job_id / "model.tar.gz"
+    assert (project / "models" / "clinic.tar.gz").stat().st_size == published_file.stat().st_size
     state = json.loads((project / "models" / "candidates" / job_id / "job.json").read_text())
     record("retrain_to_live", {
         "clicked_retrain_to_answer_live_s": round(live - clicked, 1),
@@ -407,15 +410,15 @@ def test_rasa_memory_after_five_publishes_stays_within_15_percent_of_the_first(c
 # ---- the gate ----
 
 def held_out_variants(project: Path) -> List[str]:
-    """The held-out FAQ questions, each without its first and without its last
-    word: taught as out of scope (a staff member declining a batch of real
-    questions), they make the assistant decline the originals too. (A word
-    added to each would not do: the model would learn that word instead.)"""
+    """The held-out FAQ questions, each without its first word: taught as out
+    of scope (a staff member declining a batch of real questions), they make
+    the assistant decline the originals too. (A word added to each would not
+    do: the model would learn that word instead.)"""
     variants = []
     for item in load_items(project / "tests" / "held_out" / "written.yml"):
         words = item.text.split()
         if item.expect[0].startswith("faq/") and len(words) >= 3:
-            variants += [" ".join(words[1:]), " ".join(words[:-1])]
+            variants.append(" ".join(words[1:]))
     return variants
 
 
@@ -430,7 +433,7 @@ def test_an_edit_that_breaks_the_held_out_set_is_blocked_from_publishing(console
             allow_redirects=False, timeout=30,
         )
         taught += reply.status_code == 303
-    assert taught >= 150
+    assert taught >= 75
     live_before = live_model_id(staff_assistant)
 
     reply = session.post(console.url + "/retrain", data={"csrf_token": token}, allow_redirects=False, timeout=30)

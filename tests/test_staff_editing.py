@@ -101,7 +101,10 @@ def test_editing_an_answer_changes_only_its_text(data, project):
     new_text = "Most people feel a little sore, some feel relief at once. Call or text {clinic_phone}."
     change = data.edit_answer("faq/zz_first_visit_feel", new_text)
     after = faq_file(project).read_text()
-    old_line = '  - text: "Most people feel a little sore or tired, and some feel relief straight away. Call or text {clinic_phone} with questions."\n'
+    old_line = (
+        '  - text: "Most people feel a little sore or tired, and some feel relief straight away. '
+        'Call or text {clinic_phone} with questions."\n'
+    )
     assert after == before.replace(old_line, f'  - text: "{new_text}"\n')
     # comments, the button and its trailing comment are still there, in order
     assert after.index("# Answer first") < after.index("- text:") < after.index("# the clinic's most used button")
