@@ -3,12 +3,12 @@
 `PUT /model` swaps the model inside the running server: no restart, and
 conversations carry on (they live in the tracker store). The server fetches
 the archive from the console (Rasa's model server protocol,
-staff/model_server.py), so a server on another machine needs no shared files. After each swap the
-server must report the new model id and still reach the action server (Rasa
-issue #3634: a reloaded agent once lost its action endpoint): a probe
-conversation asks for the booking details, which a custom action gives, and
-is then erased ("forget me"). If anything
-fails, every server already switched goes back to the previous model.
+staff/model_server.py), so a server on another machine needs no shared
+files. After the swap every server must report the new model id and still
+reach the action server (Rasa issue #3634: a reloaded agent once lost its
+action endpoint): a probe conversation asks for the booking details, which
+a custom action gives, and is then erased ("forget me"). If anything fails,
+every server already switched goes back to the previous model.
 """
 
 import fcntl
