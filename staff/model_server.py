@@ -5,7 +5,8 @@ A Rasa server fetches a model over HTTP when `PUT /model` names a
 `scripts/serve.py --model-server` fetches the live one before it starts a
 server on a machine of its own. Nothing but model archives is served, and
 only to a caller holding the Rasa API token (`?token=`, as Rasa's
-EndpointConfig sends it, or `Authorization: Bearer`).
+EndpointConfig sends it, or `Authorization: Bearer`, which the console's
+own requests use so that no URL it makes carries the token).
 
     GET /models/live        the model the servers run now
     GET /models/<model_id>  a published model, or a candidate that passed the gate
@@ -19,6 +20,7 @@ without the token, 404 for a model the console does not hold.
 import hmac
 import logging
 import re
+import tarfile
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -42,6 +44,12 @@ _MODEL_ID = re.compile(r"[0-9a-f]{32}")
 
 def _etag(model_id: str) -> str:
     return f'"{model_id}"'
+
+
+def _already_held(if_none_match: str, model_id: str) -> bool:
+    """If-None-Match (RFC 9110: "*", or ETags, weak or strong, comma-separated) names this model."""
+    tags = [tag.strip() for tag in if_none_match.split(",")]
+    return "*" in tags or any(tag.removeprefix("W/").strip('"') == model_id for tag in tags)
 
 
 def _token_matches(request: Request, expected: str) -> bool:
@@ -68,7 +76,10 @@ class ModelFiles:
 
     def live(self) -> Optional[Tuple[str, Path]]:
         path = self.publisher.live_model_file()
-        model_id = self.publisher.model_id_of(path) if path else None
+        try:
+            model_id = self.publisher.model_id_of(path) if path else None
+        except (OSError, tarfile.TarError, ValueError):  # not a readable model archive
+            return None
         found = self._inside_models(path) if model_id else None
         return (model_id, found) if found else None
 
@@ -102,7 +113,7 @@ def blueprint(settings: Settings, files: ModelFiles) -> Blueprint:
         if path is None:
             return response.json({"error": "no such model"}, status=404)
         headers = {"ETag": _etag(model_id), "filename": "model.tar.gz", "Cache-Control": "no-cache"}
-        if request.headers.get("if-none-match") in (model_id, _etag(model_id)):
+        if _already_held(request.headers.get("if-none-match") or "", model_id):
             return response.empty(status=304, headers=headers)
         # No client address or token: which model, to whom, is enough to trace a publish.
         logger.info("serving model %s", model_id)

@@ -206,8 +206,8 @@ class Publisher:
         Asked as a server holding it would ask, so nothing is downloaded: 304."""
         url = self.settings.model_url(model_id)
         try:
-            reply = requests.get(url, params={"token": self.settings.rasa_token},
-                                 headers={"If-None-Match": f'"{model_id}"'}, timeout=10)
+            reply = requests.get(url, timeout=10, headers={
+                "Authorization": f"Bearer {self.settings.rasa_token}", "If-None-Match": f'"{model_id}"'})
         except requests.RequestException as error:
             raise PublishFailed(f"the console cannot be reached at {url} ({type(error).__name__}); "
                                 "start it (make staff), or set STAFF_MODEL_SERVER_URL to where the Rasa servers "

@@ -100,7 +100,9 @@ class RasaServers:
         from `model_url` (staff/model_server.py) with the API token and swaps
         models between requests, without a restart. Nothing it loads comes
         from a path on the console's machine."""
-        model_server = {"url": model_url, "token": self.token, "wait_time_between_pulls": None}
+        # the token as a header, not in the URL: URLs end up in logs
+        model_server = {"url": model_url, "headers": {"Authorization": f"Bearer {self.token}"},
+                        "wait_time_between_pulls": None}
         response = self._call("PUT", url, "/model", timeout=LOAD_TIMEOUT, json={"model_server": model_server})
         if response.status_code != 204:
             # Rasa logs why a fetch failed and answers only "could not be loaded".

@@ -110,8 +110,24 @@ def test_models_are_served_to_the_token_holder_only_and_nothing_else(console, pr
     reply = requests.get(live, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
     assert reply.status_code == 200 and reply.headers["ETag"] == f'"{live_id}"', reply.headers
     assert hashlib.sha256(reply.content).hexdigest() == hashlib.sha256(live_file.read_bytes()).hexdigest()
-    unchanged = requests.get(live, params={"token": TOKEN}, headers={"If-None-Match": f'"{live_id}"'}, timeout=30)
-    assert unchanged.status_code == 304 and not unchanged.content
+    for held in (f'"{live_id}"', live_id, f'W/"{live_id}"', f'"{uuid.uuid4().hex}", "{live_id}"', "*"):
+        unchanged = requests.get(live, params={"token": TOKEN}, headers={"If-None-Match": held}, timeout=30)
+        assert unchanged.status_code == 304 and not unchanged.content, held
+
+    # a live file that is not a model archive: nothing to serve, never a 500
+    kept = live_file.with_name("kept.tar.gz")
+    live_file.rename(kept)
+    try:
+        for broken in ("junk", "folder"):
+            if broken == "junk":
+                live_file.write_bytes(b"not a model archive" * 100)
+            else:
+                live_file.mkdir()
+            reply = requests.get(live, params={"token": TOKEN}, timeout=30)
+            assert reply.status_code == 404, (broken, reply.status_code)
+            live_file.unlink() if broken == "junk" else live_file.rmdir()
+    finally:
+        kept.rename(live_file)
 
     blocked_job, blocked_id = add_candidate(project, status="blocked")
     for name in (blocked_id, uuid.uuid4().hex, "..%2F..%2Fdata%2Fclinic.yml", "clinic.tar.gz", blocked_job):
@@ -166,3 +182,11 @@ def test_a_server_that_fails_its_check_sends_every_server_back(console, project,
     assert [status(assistant)["model_id"] for assistant in servers] == [before.pop()] * len(servers)
     assert served_count(console, model_id) == len(servers)  # both had switched before the probes
 
+
+
+def test_the_token_is_in_no_log(console, servers):
+    """Last: after every fetch, publish and failure above."""
+    logs = [console.log_path] + [assistant.log_path for assistant in servers]
+    assert all(path.exists() for path in logs)
+    for path in logs:
+        assert TOKEN not in path.read_text(errors="replace"), path
