@@ -5,7 +5,6 @@ and stops it.
 
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import requests
 from bench import ROOT
 from bench.profile import Sampling
 from bench.resources import cpu_seconds, process_tree_rss, serve_children
+from clinic.harness import stop_process_group
 
 STARTUP_TIMEOUT_SECONDS = 300
 
@@ -141,11 +141,5 @@ class Served:
         return {kind: sum(cpu_seconds(pid) for pid in pids) for kind, pids in children.items()}
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process_group(self.process, grace_seconds=30)
         self.process = None

@@ -4,7 +4,6 @@ exactly as `make run` starts them (scripts/serve.py), on free loopback ports."""
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 import requests
 
 from clinic import conversation_ids, store
+from clinic.harness import stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "clinic.tar.gz"
@@ -106,13 +106,7 @@ class Assistant:
         raise RuntimeError(f"action server did not start, see {self.log_path}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process_group(self.process, grace_seconds=30)
         self.process = None
 
     def say(self, sender: str, text: str, replica: int = 0, timeout: float = 30) -> List[dict]:
@@ -201,13 +195,7 @@ class Console:
         raise RuntimeError(f"the console did not start, see {self.log_path}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process_group(self.process, grace_seconds=20)
 
     def session(self, username: str, password: str) -> requests.Session:
         """Signed in through the real form, as a browser would."""
