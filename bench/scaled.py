@@ -1,16 +1,15 @@
 """PostgreSQL and Redis for the scaled profile: whether this machine's are up, and a throwaway database for one benchmark run."""
 
 import os
-import uuid
-from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import ContextManager, Optional
 
 import redis
 import sqlalchemy as sa
 
-# This machine's services (README, "Several servers"); the benchmark only
-# creates and drops a database of its own there.
-POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from clinic.scratch_database import LOCAL_POSTGRES_URL
+from clinic.scratch_database import scratch_database as clinic_scratch_database
+
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", LOCAL_POSTGRES_URL)
 # A Redis database of its own: a running `make run-scaled` (0) or the tests (15) are untouched.
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
@@ -34,16 +33,6 @@ def unavailable() -> Optional[str]:
     return None
 
 
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database for the block, dropped after; its URL."""
-    name = f"clinic_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        yield str(sa.engine.url.make_url(POSTGRES_URL).set(database=name))
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def scratch_database() -> ContextManager[str]:
+    """A new, empty PostgreSQL database for one benchmark run, dropped after; its URL."""
+    return clinic_scratch_database("clinic_bench", POSTGRES_URL)

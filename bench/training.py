@@ -4,7 +4,6 @@ the same way, and keeps the result for reruns on unchanged inputs.
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import yaml
 from bench import ROOT
 from bench.progress import say
 from bench.stock import with_epochs, write_stock_project
+from clinic.harness import subprocess_env
 
 BIN = Path(sys.executable).parent
 # Trained stock models and training times, by what they were trained from:
@@ -103,16 +103,8 @@ class Kept:
 
 
 def _env(cache_dir: Path) -> Dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-        RASA_TELEMETRY_ENABLED="false",
-        TF_CPP_MIN_LOG_LEVEL="2",
-        SQLALCHEMY_SILENCE_UBER_WARNING="1",
-        # an empty cache of its own: nothing from an earlier training helps
-        RASA_CACHE_DIRECTORY=str(cache_dir),
-    )
-    return env
+    # an empty cache of its own: nothing from an earlier training helps
+    return subprocess_env(RASA_CACHE_DIRECTORY=str(cache_dir))
 
 
 def _where(log_path: Path) -> str:

@@ -39,6 +39,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# run as a script (`python scripts/serve.py`), from anywhere
+sys.path.insert(0, str(ROOT))
+from clinic.harness import answers, poll_until, stop_processes, subprocess_env  # noqa: E402
+
 BIN = Path(sys.executable).parent
 
 
@@ -160,16 +164,11 @@ RESTART_WINDOW_SECONDS = 300
 
 
 def wait_until_up(url: str, processes, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(p.poll() is not None for p in processes):
-            return False
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return True
-        except OSError:
-            time.sleep(0.5)
-    return False
+    """Whether `url` answers within `timeout` seconds while every process runs."""
+    def all_running() -> bool:
+        return all(process.poll() is None for process in processes)
+
+    return poll_until(lambda: answers(url), time.monotonic() + timeout, alive=all_running)
 
 
 def main() -> int:
@@ -188,13 +187,9 @@ def main() -> int:
     os.chdir(ROOT)
     var_dir = Path(args.var_dir).resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    env = subprocess_env()
     env.setdefault("DATABASE_URL", f"sqlite:///{var_dir / 'clinic.db'}")
-    env.setdefault("RASA_TELEMETRY_ENABLED", "false")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     problems = unreachable_services(Path(args.endpoints).read_text(), env)
     problem = encoder_problem()
     if problem:
@@ -242,15 +237,7 @@ def main() -> int:
     processes = [subprocess.Popen(command, env=command_env) for command, command_env in commands]
 
     def stop(*_):
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        deadline = time.monotonic() + 15
-        for process in processes:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes, grace_seconds=15)
         endpoints.unlink(missing_ok=True)
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))

@@ -5,15 +5,16 @@ import glob
 import os
 import subprocess
 import time
-import uuid
-from contextlib import contextmanager
-from typing import Iterator
+from typing import ContextManager
 
 import pytest
 import redis
 import sqlalchemy as sa
 
-SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from clinic.scratch_database import LOCAL_POSTGRES_URL
+from clinic.scratch_database import scratch_database as clinic_scratch_database
+
+SERVER_URL = os.environ.get("TEST_POSTGRES_URL", LOCAL_POSTGRES_URL)
 # Database 15: far from the profiles' 0, so a running `make run-scaled` is untouched.
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -45,21 +46,10 @@ def redis_up() -> bool:
         return False
 
 
-@contextmanager
-def scratch_database(prefix: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database for the block; its URL. Dropped after."""
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    # no pooled connection: the test may restart PostgreSQL in between
-    admin = sa.create_engine(SERVER_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        yield str(sa.engine.url.make_url(SERVER_URL).set(database=name))
-    finally:
-        ensure_running()
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def scratch_database(prefix: str) -> ContextManager[str]:
+    """A new, empty PostgreSQL database for the block; its URL. Dropped after,
+    with PostgreSQL started again first if the test left it stopped."""
+    return clinic_scratch_database(prefix, SERVER_URL, before_drop=ensure_running)
 
 
 def _postgres_cluster() -> list:
