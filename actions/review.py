@@ -10,6 +10,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from clinic import store
+from clinic.nlu_labels import ANSWER_KEY, NOT_COVERED, RESPONSE_SELECTOR_KEY
 
 logger = logging.getLogger(__name__)
 TOP_PREDICTIONS = 3
@@ -21,10 +22,10 @@ def predictions(message: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         {"name": item.get("name"), "confidence": round(item.get("confidence") or 0.0, 4)}
         for item in (message.get("intent_ranking") or [])[:TOP_PREDICTIONS]
     ]
-    for selector in (message.get("response_selector") or {}).values():
+    for selector in (message.get(RESPONSE_SELECTOR_KEY) or {}).values():
         if isinstance(selector, dict):
             found += [
-                {"name": item.get("intent_response_key"), "confidence": round(item.get("confidence") or 0.0, 4)}
+                {"name": item.get(ANSWER_KEY), "confidence": round(item.get("confidence") or 0.0, 4)}
                 for item in (selector.get("ranking") or [])[:TOP_PREDICTIONS]
             ]
     return found
@@ -39,7 +40,7 @@ class ActionRecordForReview(Action):
     ) -> List[EventType]:
         message = tracker.latest_message
         intent = (message.get("intent") or {}).get("name")
-        kind = "unknown_topic" if intent == "not_covered" else "low_confidence"
+        kind = "unknown_topic" if intent == NOT_COVERED else "low_confidence"
         try:
             await store.run_blocking(
                 store.record_fallback,

@@ -8,6 +8,7 @@ from typing import Dict, Optional
 import requests
 
 from clinic import PROJECT_ROOT as ROOT
+from clinic import quality
 from clinic.evaluation import SETS, load_items, run, score
 
 # Texts the encoder's cost is timed on: short and long visitor messages.
@@ -27,6 +28,13 @@ def held_out_scores(base_url: str, token: str, limit: Optional[int] = None) -> D
         items = load_items(path)[:limit] if limit else load_items(path)
         scores[name] = score(run(base_url, token, items)).as_dict()
     return scores
+
+
+def accuracy_verdict(set_name: str, set_score: dict) -> str:
+    """"met", or "missed by" and why, for a held-out set's score
+    (clinic.evaluation.Score.as_dict()) against its target in clinic/quality.py."""
+    problems = quality.shortfalls(set_name, set_score, target=True)
+    return "met" if not problems else "missed by " + "; ".join(problems)
 
 
 def encoder_milliseconds(repeats: int) -> float:

@@ -9,12 +9,9 @@ fixed response ("book_appointment", "report_emergency", "greet"...).
 from typing import Any, Dict, List, Optional, Tuple
 
 from clinic.muscles import group_ids, muscle_id_for
+from clinic.nlu_labels import EMERGENCY, FALLBACK, RETRIEVAL_INTENTS, chosen_answer
 
-RETRIEVAL_INTENTS = ("faq", "not_covered")
 MUSCLE_INTENT = "ask_muscle"
-FALLBACK = "nlu_fallback"
-OUT_OF_SCOPE = "out_of_scope"
-EMERGENCY = "report_emergency"
 # A muscle question naming no muscle the posts explain gets their list.
 NO_MUSCLE_NAMED = "faq/muscles_involved"
 # Answers that are not health information (no medical disclaimer with them).
@@ -47,14 +44,10 @@ def answer_and_confidence(parse: Dict[str, Any]) -> Tuple[str, float]:
     name = intent.get("name") or FALLBACK
     confidence = float(intent.get("confidence") or 0.0)
     if name in RETRIEVAL_INTENTS:
-        selectors = parse.get("response_selector") or {}
-        # a model without a selector per retrieval intent (stock Rasa) has one "default"
-        selector = selectors.get(name) or selectors.get("default") or {}
-        response = selector.get("response") or {}
-        label = response.get("intent_response_key")
+        label, answer_confidence = chosen_answer(parse, name)
         if not label:
             return FALLBACK, confidence
-        return label, min(confidence, float(response.get("confidence") or 0.0))
+        return label, min(confidence, answer_confidence)
     if name == MUSCLE_INTENT:
         muscles = muscle_ids(parse)
         return ("muscle/" + muscles[0] if muscles else NO_MUSCLE_NAMED), confidence

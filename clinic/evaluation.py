@@ -38,8 +38,9 @@ import requests
 import yaml
 
 from clinic import PROJECT_ROOT
-from clinic.answers import ACCOMPANYING, EMERGENCY, FALLBACK, OUT_OF_SCOPE, response_label
+from clinic.answers import ACCOMPANYING, response_label
 from clinic.nlu_data import SAFE_LOADER, nlu_examples
+from clinic.nlu_labels import EMERGENCY, FALLBACK, OUT_OF_SCOPE
 
 HELD_OUT_DIR = PROJECT_ROOT / "tests" / "held_out"
 REAL_SET = HELD_OUT_DIR / "real_questions.yml"

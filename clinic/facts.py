@@ -2,7 +2,8 @@
 
 import re
 from functools import lru_cache
-from typing import Dict
+from pathlib import Path
+from typing import Dict, Optional
 
 import yaml
 
@@ -12,19 +13,23 @@ FACTS_FILE = DATA_DIR / "clinic.yml"
 PLACEHOLDER = re.compile(r"{(\w+)}")
 
 
+def read_facts(path: Path = FACTS_FILE) -> Dict[str, str]:
+    """Every entry of a clinic file (data/clinic.yml, or a copy's) as a
+    string, keyed by the placeholder name responses use; placeholders inside
+    entries (the messages) are already filled."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    facts = {key: str(value) for key, value in raw.items()}
+    return {key: fill(value, facts) for key, value in facts.items()}
+
+
 @lru_cache(maxsize=1)
 def clinic_facts() -> Dict[str, str]:
-    """Every entry as a string, keyed by the placeholder name responses use;
-    placeholders inside entries (the messages) are already filled."""
-    raw = yaml.safe_load(FACTS_FILE.read_text(encoding="utf-8"))
-    facts = {key: str(value) for key, value in raw.items()}
-    return {key: _fill(value, facts) for key, value in facts.items()}
+    """This project's facts (read_facts of data/clinic.yml), read once."""
+    return read_facts(FACTS_FILE)
 
 
-def _fill(text: str, facts: Dict[str, str]) -> str:
+def fill(text: str, facts: Optional[Dict[str, str]] = None) -> str:
+    """Puts the clinic's facts (this project's, or `facts`) into a text that
+    uses {placeholders}; an unknown placeholder stays as written."""
+    facts = clinic_facts() if facts is None else facts
     return PLACEHOLDER.sub(lambda m: facts.get(m.group(1), m.group(0)), text)
-
-
-def fill(text: str) -> str:
-    """Puts the clinic's facts into a text that uses {placeholders}."""
-    return _fill(text, clinic_facts())

@@ -20,7 +20,6 @@ OWN_CASE_FILE = DATA_DIR / "nlu" / "safety.yml"
 SPELLING_FILE = DATA_DIR / "spacy" / "spelling.yml"
 PATTERN_PREFIX = "red_flag_"
 OWN_CASE_PREFIX = "own_case_"
-EMERGENCY_INTENT = "report_emergency"
 OWN_CASE_INTENT = "ask_personal_advice"
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})

@@ -23,11 +23,10 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY
 from rasa.shared.nlu.training_data.message import Message
 
-RESPONSE_SELECTOR_KEY = "response_selector"  # Rasa's key (rasa.nlu.selectors)
+from clinic.nlu_labels import FALLBACK, RESPONSE_SELECTOR_KEY
 
 
 @DefaultV1Recipe.register(
@@ -62,7 +61,7 @@ class AnswerConfidenceGate(GraphComponent, IntentClassifier):
             confidence = (selector.get("response") or {}).get("confidence") or 0.0
             ranking = message.get(INTENT_RANKING_KEY) or []
             if confidence < self.threshold:
-                fallback = {"name": DEFAULT_NLU_FALLBACK_INTENT_NAME, "confidence": 1.0 - confidence}
+                fallback = {"name": FALLBACK, "confidence": 1.0 - confidence}
                 message.set(INTENT, fallback, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [fallback] + ranking, add_to_output=True)
             elif confidence >= self.sure_answer and (intent.get("confidence") or 0.0) < confidence:

@@ -34,11 +34,9 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, INTENT_RESPONS
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from clinic.answers import RETRIEVAL_INTENTS
+from clinic.nlu_labels import ANSWER_KEY, EMERGENCY, RESPONSE_SELECTOR_KEY, RETRIEVAL_INTENTS
 
 WEIGHTS_FILE = "answer_classifier.json"
-RESPONSE_SELECTOR_KEY = "response_selector"  # Rasa's key (rasa.nlu.selectors)
-EMERGENCY_INTENT = "report_emergency"
 
 
 def sentence_vector(message: Message) -> Optional[np.ndarray]:
@@ -64,7 +62,7 @@ def model_probabilities(message: Message) -> Dict[Text, float]:
         name, confidence = entry.get("name"), float(entry.get("confidence") or 0.0)
         if name in RETRIEVAL_INTENTS:
             for answer in (selectors.get(name) or {}).get("ranking") or []:
-                key = answer.get("intent_response_key")
+                key = answer.get(ANSWER_KEY)
                 probabilities[key] = probabilities.get(key, 0.0) + confidence * float(answer.get("confidence") or 0.0)
         elif name:
             probabilities[name] = probabilities.get(name, 0.0) + confidence
@@ -152,13 +150,13 @@ class EmbeddingAnswerClassifier(GraphComponent, IntentClassifier):
         weight = self._config["weight"]
         for message in messages:
             intent = message.get(INTENT) or {}
-            if intent.get("name") == EMERGENCY_INTENT and (intent.get("confidence") or 0.0) >= 1.0:
+            if intent.get("name") == EMERGENCY and (intent.get("confidence") or 0.0) >= 1.0:
                 continue  # decided by the red-flag check
             ours, theirs = self.probabilities(message), model_probabilities(message)
             if not ours:
                 continue
             # emergencies are the red-flag check's to decide, never a vote's
-            labels = (set(ours) | set(theirs)) - {EMERGENCY_INTENT}
+            labels = (set(ours) | set(theirs)) - {EMERGENCY}
             averaged = {label: weight * ours.get(label, 0.0) + (1 - weight) * theirs.get(label, 0.0) for label in labels}
             self._choose(message, max(averaged, key=averaged.get), averaged)
         return messages
@@ -183,7 +181,7 @@ class EmbeddingAnswerClassifier(GraphComponent, IntentClassifier):
             selectors = dict(message.get(RESPONSE_SELECTOR_KEY) or {})
             selector = dict(selectors.get(base) or {})
             response = dict(selector.get("response") or {})
-            response.update({"intent_response_key": label, "confidence": share, "utter_action": f"utter_{label}"})
+            response.update({ANSWER_KEY: label, "confidence": share, "utter_action": f"utter_{label}"})
             response.pop("responses", None)
             selector["response"] = response
             selectors[base] = selector

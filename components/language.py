@@ -32,8 +32,9 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from clinic.nlu_labels import EMERGENCY
+
 SPANISH_INTENT = "speak_spanish"
-EMERGENCY_INTENT = "report_emergency"
 # the parse data's language of a Spanish emergency (domain slot `language`)
 LANGUAGE_KEY = "language"
 # Written Spanish: its marks and most common short words (none of them English).
@@ -82,7 +83,7 @@ class SpanishDetector(GraphComponent, IntentClassifier):
         for message in messages:
             if not self.is_spanish(message.get(TEXT) or ""):
                 continue
-            if (message.get(INTENT) or {}).get("name") == EMERGENCY_INTENT:
+            if (message.get(INTENT) or {}).get("name") == EMERGENCY:
                 # 911 first, in Spanish (clinic/nlg.py reads this)
                 message.set(LANGUAGE_KEY, "es", add_to_output=True)
                 continue

@@ -18,7 +18,8 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY
 from rasa.shared.nlu.training_data.message import Message
 
-from clinic.red_flags import EMERGENCY_INTENT, OWN_CASE_INTENT, OWN_CASE_PREFIX
+from clinic.nlu_labels import EMERGENCY
+from clinic.red_flags import OWN_CASE_INTENT, OWN_CASE_PREFIX
 from components.pattern_detector import PatternDetector
 
 OWN_CASE_KEY = "own_case"
@@ -30,7 +31,7 @@ class OwnCaseDetector(PatternDetector):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            if (message.get(INTENT) or {}).get("name") == EMERGENCY_INTENT:
+            if (message.get(INTENT) or {}).get("name") == EMERGENCY:
                 continue
             found = self.matches(message)
             if not found:

@@ -25,7 +25,8 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY
 from rasa.shared.nlu.training_data.message import Message
 
-from clinic.red_flags import EMERGENCY_INTENT, PATTERN_PREFIX
+from clinic.nlu_labels import EMERGENCY
+from clinic.red_flags import PATTERN_PREFIX
 from components.pattern_detector import PatternDetector
 
 MEANING_FLAG = "meaning"
@@ -49,12 +50,12 @@ class RedFlagDetector(PatternDetector):
         for message in messages:
             red_flags = self.matches(message)
             ranking = message.get(INTENT_RANKING_KEY) or []
-            meaning = next((e.get("confidence") or 0.0 for e in ranking if e.get("name") == EMERGENCY_INTENT), 0.0)
+            meaning = next((e.get("confidence") or 0.0 for e in ranking if e.get("name") == EMERGENCY), 0.0)
             if not red_flags and meaning >= self._config["meaning_threshold"]:
                 red_flags = [MEANING_FLAG]
-            others = [entry for entry in ranking if entry.get("name") != EMERGENCY_INTENT]
+            others = [entry for entry in ranking if entry.get("name") != EMERGENCY]
             if red_flags:
-                emergency = {"name": EMERGENCY_INTENT, "confidence": 1.0}
+                emergency = {"name": EMERGENCY, "confidence": 1.0}
                 # the others no longer count (FallbackClassifier would see two close intents)
                 others = [{**entry, "confidence": 0.0} for entry in others]
                 message.set(INTENT, emergency, add_to_output=True)
@@ -70,7 +71,7 @@ class RedFlagDetector(PatternDetector):
         the others' confidences renormalised, FallbackClassifier decides next."""
         ranking = [{**entry, "confidence": min(1.0, (entry.get("confidence") or 0.0) / rest)} for entry in others]
         intent = message.get(INTENT) or {}
-        if intent.get("name") == EMERGENCY_INTENT:
+        if intent.get("name") == EMERGENCY:
             intent = ranking[0]
         else:
             intent = next((entry for entry in ranking if entry.get("name") == intent.get("name")), ranking[0])

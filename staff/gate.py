@@ -1,16 +1,15 @@
 """The regression gate a retrained model must pass before it can be published.
 
-Four checks, each with its reason when it fails: the training data keeps
-what tests/test_data.py asks (no two answers colliding ...), `rasa data
-validate --fail-on-warnings`, the held-out sets (clinic.evaluation, what a
-visitor gets from the candidate served on its own: the floors of
-clinic/quality.py, and no more than its allowed drop below the live
-model), and the conversation tests run by Rasa's story tester. Rasa itself
-runs in subprocesses, never in the console.
+Four checks, each with its reason when it fails, each the one `make test`
+runs, from clinic/quality.py: the data rules (no two answers colliding
+...), `rasa data validate --fail-on-warnings`, the held-out sets
+(clinic.evaluation, what a visitor gets from the candidate served on its
+own: the floors, and no more than the allowed drop below the live model),
+and the conversation tests run by Rasa's story tester. Rasa itself runs in
+subprocesses, never in the console.
 """
 
 import json
-import os
 import re
 import subprocess
 import tarfile
@@ -25,8 +24,7 @@ import requests
 
 from clinic import PROJECT_ROOT, quality
 from clinic.evaluation import SETS, evaluate
-from clinic.harness import RunningAssistant
-from staff.training_data import TrainingData
+from clinic.harness import RunningAssistant, subprocess_env
 
 CHECK_TIMEOUT = 900
 
@@ -39,17 +37,6 @@ class Check:
     summary: str = ""
     details: List[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def subprocess_env() -> Dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        RASA_TELEMETRY_ENABLED="false",
-        TF_CPP_MIN_LOG_LEVEL="2",
-        SQLALCHEMY_SILENCE_UBER_WARNING="1",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-    )
-    return env
 
 
 def model_metadata(path: Path) -> Dict:
@@ -90,11 +77,8 @@ class Gate:
 
     def check_data(self, snapshot: Path) -> Check:
         check = Check("data", "Training data")
-        # the snapshot holds the training inputs; the held-out set is the project's
-        held_out = self.project_dir / "tests" / "held_out"
-        data = TrainingData(snapshot, held_out_dir=held_out)
-        problems = data.problems()
-        problems += [f"The held-out set {path.name} is missing." for path in data.held_out_files if not path.exists()]
+        # the snapshot holds the training inputs; the held-out sets are the project's
+        problems = quality.data_problems(snapshot, self.project_dir / "tests" / "held_out")
         check.passed = not problems
         check.summary = (
             "No phrasing under two answers, none from the held-out set, every answer within limits."
@@ -105,10 +89,9 @@ class Gate:
 
     def check_validate(self, snapshot: Path) -> Check:
         check = Check("validate", "rasa data validate")
-        result = self._run(
-            [self.bin_dir / "rasa", "data", "validate", "--fail-on-warnings",
-             "--config", snapshot / "config.yml", "--domain", snapshot / "domain.yml", "--data", snapshot / "data"]
-        )
+        result = self._run(quality.validate_command(
+            snapshot / "config.yml", snapshot / "domain.yml", snapshot / "data", rasa=self.bin_dir / "rasa"
+        ))
         check.passed = result.returncode == 0
         output = (result.stdout + result.stderr).splitlines()
         warnings = [
@@ -178,10 +161,7 @@ class Gate:
     def check_conversations(self, model: Path, out_dir: Path) -> Check:
         check = Check("conversations", "Conversation tests")
         stories = self.project_dir / "tests" / "test_conversations.yml"
-        result = self._run(
-            [self.bin_dir / "rasa", "test", "core", "--model", model, "--stories", stories,
-             "--e2e", "--fail-on-prediction-errors", "--out", out_dir]
-        )
+        result = self._run(quality.conversation_test_command(model, stories, out_dir, rasa=self.bin_dir / "rasa"))
         report_file = out_dir / "story_report.json"
         report = json.loads(report_file.read_text()) if report_file.exists() else {}
         accuracy = report.get("conversation_accuracy", {})

@@ -16,7 +16,8 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import sqlalchemy as sa
 
 from clinic import store
-from staff.training_data import example_key
+from clinic.nlu_labels import FALLBACK, RETRIEVAL_INTENTS
+from clinic.quality import example_key
 
 STATUSES = ("new", "taught", "out_of_scope", "dismissed")
 KIND_LABELS = {
@@ -26,7 +27,7 @@ KIND_LABELS = {
 }
 SIMILAR = 0.85
 # Rasa's fallback and the retrieval intents themselves say nothing about which answer was close.
-NOT_GUESSES = {"nlu_fallback", "faq", "not_covered"}
+NOT_GUESSES = {FALLBACK, *RETRIEVAL_INTENTS}
 MAX_ITEMS = 2000
 
 
