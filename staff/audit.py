@@ -29,3 +29,8 @@ def recent(limit: int = 200) -> List[Dict[str, Any]]:
             entry["detail"] = json.loads(entry["detail"] or "{}")
             entries.append(entry)
     return entries
+
+
+def record_change(actor: str, change: Any, **detail: Any) -> None:
+    """An edit of the training data (a staff.training_data.Change): its file and diff, with what changed."""
+    record(actor, change.action, change.target, file=change.path, diff=change.diff, **detail, **change.detail)

@@ -26,6 +26,7 @@ from clinic import store
 from staff import audit, auth, inbox
 from staff.publishing import PublishFailed, Publisher, find_job
 from staff.rasa_api import RasaUnavailable
+from staff.registry import ModelRegistry
 from staff.settings import Settings, from_environment
 from staff.training import Busy, Retrainer
 from staff.training_data import EditRefused, TrainingData
@@ -126,17 +127,15 @@ def cmd_add_phrasing(args, settings: Settings) -> int:
         return 1
     if args.items:
         inbox.set_status(args.items, "taught")
-    audit.record(cli_actor(), change.action, change.target, file=change.path, diff=change.diff,
-                 items=args.items, **change.detail)
+    audit.record_change(cli_actor(), change, items=args.items)
     print(change.diff, end="")
     return 0
 
 
 def cmd_retrain(args, settings: Settings) -> int:
     retrainer = Retrainer(settings)
-    publisher = Publisher(settings)
     try:
-        job = retrainer.prepare(cli_actor(), publisher.protected_candidates())
+        job = retrainer.prepare(cli_actor(), ModelRegistry(settings).protected_candidates())
     except Busy as error:
         print(f"Not started: {error}", file=sys.stderr)
         return 2
@@ -181,12 +180,12 @@ def cmd_rollback(args, settings: Settings) -> int:
 
 def cmd_status(args, settings: Settings) -> int:
     publisher = Publisher(settings)
-    live = publisher.live()
+    live = publisher.registry.live()
     if live:
         print(f"Live: {live.candidate} ({live.kind} by {live.published_by}, {live.published_at:%Y-%m-%d %H:%M} UTC)")
     else:
         print("Live: the model the servers were started with (nothing published yet)")
-    previous = publisher.previous()
+    previous = publisher.registry.previous()
     if previous:
         print(f"Rollback would go to: {previous.candidate}")
     for url, state in publisher.server_states().items():

@@ -28,7 +28,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from clinic import store
-from staff.publishing import Publisher
+from staff.registry import ModelRegistry
 from staff.settings import Settings
 from staff.training import Retrainer
 
@@ -64,9 +64,9 @@ class ModelFiles:
     """Which archive holds a model id: only the console's own published
     models and gate-passed candidates, inside its models folder."""
 
-    def __init__(self, settings: Settings, publisher: Publisher, retrainer: Retrainer):
+    def __init__(self, settings: Settings, registry: ModelRegistry, retrainer: Retrainer):
         self.settings = settings
-        self.publisher = publisher
+        self.registry = registry
         self.retrainer = retrainer
 
     def _inside_models(self, path: Path) -> Optional[Path]:
@@ -75,9 +75,9 @@ class ModelFiles:
         return resolved if resolved.is_file() and models in resolved.parents else None
 
     def live(self) -> Optional[Tuple[str, Path]]:
-        path = self.publisher.live_model_file()
+        path = self.registry.live_model_file()
         try:
-            model_id = self.publisher.model_id_of(path) if path else None
+            model_id = self.registry.model_id_of(path) if path else None
         except (OSError, tarfile.TarError, ValueError):  # not a readable model archive
             return None
         found = self._inside_models(path) if model_id else None
@@ -86,7 +86,7 @@ class ModelFiles:
     def find(self, model_id: str) -> Optional[Path]:
         if not _MODEL_ID.fullmatch(model_id):
             return None
-        for published in self.publisher.history(200):
+        for published in self.registry.history(200):
             if published.model_id == model_id:
                 found = self._inside_models(Path(published.model_path))
                 if found:

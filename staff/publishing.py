@@ -11,23 +11,20 @@ a custom action gives, and is then erased ("forget me"). If anything fails,
 every server already switched goes back to the previous model.
 """
 
-import fcntl
 import os
 import secrets
 import shutil
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import requests
+from filelock import FileLock
 
-from clinic import store
 from staff import audit
-from staff.gate import model_metadata
 from staff.rasa_api import RasaServers, RasaUnavailable
+from staff.registry import ModelRegistry, Published
 from staff.settings import Settings
 from staff.training import Job, Retrainer
 from staff.training_data import TrainingData
@@ -44,91 +41,19 @@ class PublishFailed(RuntimeError):
     pass
 
 
-@dataclass
-class Published:
-    id: int
-    published_at: datetime
-    published_by: str
-    model_id: str
-    model_path: str
-    candidate: Optional[str]
-    kind: str
-    previous_id: Optional[int]
-
-
-def _row(row) -> Published:
-    moment = row.published_at
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return Published(
-        row.id, moment, row.published_by, row.model_id, row.model_path,
-        row.candidate, row.kind, row.previous_id,
-    )
-
-
 class Publisher:
+    """Puts a candidate live on every Rasa server, or the previous model back;
+    both raise PublishFailed (or RasaUnavailable) with the reason."""
+
     def __init__(self, settings: Settings):
         self.settings = settings
         self.servers = RasaServers(settings.rasa_urls, settings.rasa_token)
-        self._metadata_cache: Dict[tuple, Dict] = {}
-
-    # ---- history ----
-
-    def history(self, limit: int = 20) -> List[Published]:
-        table = store.published_models
-        with store.engine().connect() as connection:
-            return [_row(r) for r in connection.execute(table.select().order_by(table.c.id.desc()).limit(limit))]
-
-    def live(self) -> Optional[Published]:
-        rows = self.history(1)
-        return rows[0] if rows else None
-
-    def get(self, published_id: Optional[int]) -> Optional[Published]:
-        if published_id is None:
-            return None
-        table = store.published_models
-        with store.engine().connect() as connection:
-            row = connection.execute(table.select().where(table.c.id == published_id)).first()
-        return _row(row) if row else None
-
-    def previous(self) -> Optional[Published]:
-        """Where a rollback goes: the model live before the current one."""
-        live = self.live()
-        return self.get(live.previous_id) if live else None
-
-    def protected_candidates(self) -> List[str]:
-        """Candidates whose model must be kept: live, or a rollback away."""
-        keep = []
-        published = self.live()
-        for _ in range(3):
-            if published is None:
-                break
-            if published.candidate:
-                keep.append(published.candidate)
-            published = self.get(published.previous_id)
-        return keep
-
-    def _metadata(self, path: Path) -> Dict:
-        try:
-            stat = path.stat()
-        except OSError:
-            return {}
-        key = (str(path), stat.st_size, stat.st_mtime)
-        if key not in self._metadata_cache:
-            self._metadata_cache[key] = model_metadata(path)
-        return self._metadata_cache[key]
-
-    def live_model_file(self) -> Optional[Path]:
-        """The file of the model the servers run now, for the gate's comparison."""
-        live = self.live()
-        if live and Path(live.model_path).exists():
-            return Path(live.model_path)
-        return self.settings.live_model_file if self.settings.live_model_file.exists() else None
+        self.registry = ModelRegistry(settings)
 
     def server_states(self) -> Dict[str, Dict]:
         """What each server reports, with the model named when it is one of ours."""
         states = self.servers.statuses()
-        known = {row.model_id: row for row in self.history(50)}
+        known = {row.model_id: row for row in self.registry.history(50)}
         for state in states.values():
             published = known.get(state.get("model_id"))
             state["candidate"] = published.candidate if published else None
@@ -139,43 +64,26 @@ class Publisher:
     @contextmanager
     def _exclusive(self):
         """One publish or rollback at a time, from the console and the command line."""
-        lock_file = self.settings.models_dir / ".staff-publish.lock"
-        lock_file.parent.mkdir(parents=True, exist_ok=True)
-        with _in_process, open(lock_file, "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with _in_process, FileLock(self.settings.models_dir / ".staff-publish.lock"):
+            yield
 
     def _record_running_model(self, actor: str) -> Optional[Published]:
         """Before the first publish: keep the model the servers started with, so
         the first publish can be rolled back too."""
-        live = self.live()
+        live = self.registry.live()
         if live is not None:
             return live
         state = self.servers.status(self.settings.rasa_urls[0])
         running_id = state.get("model_id")
         source = self.settings.live_model_file
-        if not running_id or self._metadata(source).get("model_id") != running_id:
+        if not running_id or self.registry.metadata(source).get("model_id") != running_id:
             return None  # started from a file we do not know: nothing to roll back to
         keep = self.settings.candidates_dir / f"running-{running_id[:8]}"
         keep.mkdir(parents=True, exist_ok=True)
         kept_model = keep / "model.tar.gz"
         if not kept_model.exists():
             shutil.copy2(source, kept_model)
-        return self._insert(actor, running_id, kept_model, keep.name, "running", None)
-
-    def _insert(self, actor, model_id, path, candidate, kind, previous_id) -> Published:
-        table = store.published_models
-        with store.engine().begin() as connection:
-            new_id = connection.execute(
-                table.insert().values(
-                    published_at=store.now(), published_by=actor, model_id=model_id,
-                    model_path=str(path), candidate=candidate, kind=kind, previous_id=previous_id,
-                )
-            ).inserted_primary_key[0]
-        return self.get(new_id)
+        return self.registry.add(actor, running_id, kept_model, keep.name, "running", None)
 
     def _check_actions(self, url: str) -> None:
         """A custom action answers through the reloaded server (issue #3634)."""
@@ -196,9 +104,6 @@ class Publisher:
                     self.servers.trigger_intent(url, probe, ERASE_INTENT)
             except RasaUnavailable:
                 pass
-
-    def model_id_of(self, path: Path) -> Optional[str]:
-        return self._metadata(path).get("model_id")
 
     def _check_served(self, model_id: str) -> None:
         """Before any server switches: the console serves the archive where the
@@ -226,8 +131,8 @@ class Publisher:
         a time (the others keep answering); then every server is probed. If
         any step fails on any server, every switched server goes back to the
         model they all ran before, fetched from the console the same way."""
-        previous = self.live_model_file()
-        previous_id = self.model_id_of(previous) if previous else None
+        previous = self.registry.live_model_file()
+        previous_id = self.registry.model_id_of(previous) if previous else None
         self._check_served(model_id)
         switched = []
         try:
@@ -251,7 +156,7 @@ class Publisher:
     def _mirror_to_live_file(self, path: Path) -> None:
         """`make run` starts from models/clinic.tar.gz: make that the live model too."""
         target = self.settings.live_model_file
-        if target.exists() and self._metadata(target).get("model_id") == self._metadata(path).get("model_id"):
+        if target.exists() and self.registry.metadata(target).get("model_id") == self.registry.metadata(path).get("model_id"):
             return
         temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
         shutil.copy2(path, temporary)
@@ -268,7 +173,7 @@ class Publisher:
             if before is not None and before.model_id == job.model_id:
                 raise PublishFailed("this model is already live")
             self._put_live(job.model_id)
-            published = self._insert(actor, job.model_id, job.model, job.id, "publish", before.id if before else None)
+            published = self.registry.add(actor, job.model_id, job.model, job.id, "publish", before.id if before else None)
             self._mirror_to_live_file(job.model)
         audit.record(actor, "publish", job.id, model_id=job.model_id, servers=self.settings.rasa_urls,
                      previous=before.candidate if before else None)
@@ -276,14 +181,14 @@ class Publisher:
 
     def rollback(self, actor: str) -> Published:
         with self._exclusive():
-            live = self.live()
-            target = self.previous()
+            live = self.registry.live()
+            target = self.registry.previous()
             if live is None or target is None:
                 raise PublishFailed("there is no earlier model to go back to")
             if not Path(target.model_path).exists():
                 raise PublishFailed(f"the earlier model's file is gone ({target.model_path})")
             self._put_live(target.model_id)
-            published = self._insert(
+            published = self.registry.add(
                 actor, target.model_id, target.model_path, target.candidate, "rollback", target.previous_id
             )
             self._mirror_to_live_file(Path(target.model_path))

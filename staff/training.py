@@ -1,179 +1,37 @@
 """Retraining in the background: `rasa train` into a new candidate folder, then the gate.
 
-A candidate is models/candidates/<id>/: the training inputs as they were
-when Retrain was pressed (snapshot/), the trained model (model.tar.gz, never
-the live models/clinic.tar.gz), the streamed log and job.json with the
-progress and the gate's result. One retraining runs at a time.
+A candidate (staff/candidates.py) is trained from a snapshot of the inputs
+taken when Retrain was pressed, into its own folder, never over the live
+model. One retraining runs at a time on the machine.
 """
 
-import fcntl
-import hashlib
-import json
 import re
 import secrets
 import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 
+from filelock import FileLock, Timeout
+
+from clinic.harness import subprocess_env
 from staff import gate as gate_module
+from staff.candidates import MAX_LOG_LINES, MODEL_NAME, TRAINING_INPUTS, Job, fingerprint, timestamp
+from staff.registry import ModelRegistry
 from staff.settings import Settings
 from staff.training_data import TrainingData
+from staff.training_progress import ANSI, EPOCHS, NOISE, TrainingProgress
 
-TRAINING_INPUTS = ("data", "domain.yml", "config.yml")
-MODEL_NAME = "model"
 KEEP_CANDIDATES = 4
-MAX_LOG_LINES = 3000
-# Rough share of the training time per component, from a full run here
-# (DIET and the FAQ answer selector dominate); a cached component counts done.
-COMPONENT_WEIGHTS = {"FastLoadDIETClassifier": [35], "FastLoadResponseSelector": [30, 10]}
-STARTUP_WEIGHT, PACKAGING_WEIGHT, OTHER_WEIGHT = 10, 8, 1
-EXPECTED_COMPONENTS = 8
 TRAINING_SHARE = 70  # percent of the bar; the gate's checks take the rest
 GATE_PROGRESS = {"data": 71, "validate": 74, "held_out": 86, "conversations": 100}
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-STARTED = re.compile(r"Starting to train component '(\w+)'")
-FINISHED = re.compile(r"(?:Finished training|Restored) component '(\w+)'")
-EPOCHS = re.compile(r"Epochs:\s+(\d+)%")
-NOISE = re.compile(
-    r"Warning|warnings\.warn|declare_namespace|pkg_resources"
-    r"|^\s+(?:from|import|self\.|Base:|VARIABLE|_VERSION|VERSION|REQUIREMENT|cli:|\)\.)|^Implementing implicit"
-)
 
 
 class Busy(RuntimeError):
     pass
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def fingerprint(root: Path) -> str:
-    """Of the training inputs, to tell whether data changed since a candidate."""
-    digest = hashlib.sha256()
-    for name in TRAINING_INPUTS:
-        path = root / name
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for file in files:
-            if file.suffix in (".yml", ".yaml") and file.exists():
-                digest.update(str(file.relative_to(root)).encode())
-                digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-@dataclass
-class Job:
-    id: str
-    directory: Path
-    started_by: str
-    started_at: str = field(default_factory=_now)
-    finished_at: Optional[str] = None
-    # training | gating | passed | blocked | failed | interrupted
-    status: str = "training"
-    stage: str = "Starting"
-    progress: float = 0.0
-    data_fingerprint: str = ""
-    model_id: Optional[str] = None
-    error: Optional[str] = None
-    checks: List[Dict] = field(default_factory=list)
-    seconds: Dict[str, float] = field(default_factory=dict)
-    log: List[str] = field(default_factory=list, repr=False)
-
-    @property
-    def model(self) -> Path:
-        return self.directory / f"{MODEL_NAME}.tar.gz"
-
-    @property
-    def snapshot(self) -> Path:
-        return self.directory / "snapshot"
-
-    @property
-    def running(self) -> bool:
-        return self.status in ("training", "gating")
-
-    @property
-    def publishable(self) -> bool:
-        return self.status == "passed" and self.model.exists()
-
-    def state(self, since: int = 0) -> Dict:
-        return {
-            "id": self.id, "status": self.status, "stage": self.stage,
-            "progress": round(self.progress, 1), "started_at": self.started_at,
-            "finished_at": self.finished_at, "started_by": self.started_by,
-            "model_id": self.model_id, "error": self.error, "checks": self.checks,
-            "seconds": self.seconds, "publishable": self.publishable,
-            "log": self.log[since:], "log_length": len(self.log),
-        }
-
-    def save(self) -> None:
-        state = self.state()
-        state.pop("log")
-        state["data_fingerprint"] = self.data_fingerprint
-        temporary = self.directory / "job.json.tmp"
-        temporary.write_text(json.dumps(state, indent=2))
-        temporary.replace(self.directory / "job.json")
-
-    @classmethod
-    def load(cls, directory: Path) -> Optional["Job"]:
-        try:
-            state = json.loads((directory / "job.json").read_text())
-        except (OSError, ValueError):
-            return None
-        job = cls(
-            state["id"], directory, state.get("started_by", "?"), state.get("started_at", ""),
-            state.get("finished_at"), state.get("status", "failed"), state.get("stage", ""),
-            state.get("progress", 0.0), state.get("data_fingerprint", ""), state.get("model_id"),
-            state.get("error"), state.get("checks", []), state.get("seconds", {}),
-        )
-        log_file = directory / "train.log"
-        if log_file.exists():
-            job.log = log_file.read_text(errors="replace").splitlines()[-MAX_LOG_LINES:]
-        return job
-
-
-class _TrainingProgress:
-    """Turns Rasa's training log into a 0-100 estimate."""
-
-    def __init__(self) -> None:
-        self.seen: Dict[str, int] = {}
-        self.done = 0.0
-        self.current = 0.0
-        self.fraction = 0.0
-        self.total = STARTUP_WEIGHT + PACKAGING_WEIGHT + sum(sum(w) for w in COMPONENT_WEIGHTS.values()) + (
-            EXPECTED_COMPONENTS - sum(len(w) for w in COMPONENT_WEIGHTS.values())
-        ) * OTHER_WEIGHT
-        self.started = False
-
-    def _weight(self, name: str) -> float:
-        weights = COMPONENT_WEIGHTS.get(name, [])
-        index = self.seen.get(name, 0)
-        return weights[index] if index < len(weights) else OTHER_WEIGHT
-
-    def feed(self, line: str) -> Optional[str]:
-        """Updates the estimate; returns the component being trained, if any."""
-        if (match := STARTED.search(line)):
-            if not self.started:
-                self.started, self.done = True, STARTUP_WEIGHT
-            self.current, self.fraction = self._weight(match.group(1)), 0.0
-            return match.group(1)
-        if (match := FINISHED.search(line)):
-            if not self.started:
-                self.started, self.done = True, STARTUP_WEIGHT
-            self.done += self._weight(match.group(1))
-            self.seen[match.group(1)] = self.seen.get(match.group(1), 0) + 1
-            self.current = self.fraction = 0.0
-        elif (match := EPOCHS.search(line)):
-            self.fraction = int(match.group(1)) / 100
-        return None
-
-    @property
-    def percent(self) -> float:
-        return min(99.0, 100.0 * (self.done + self.current * self.fraction) / self.total)
 
 
 class Retrainer:
@@ -229,12 +87,11 @@ class Retrainer:
             if self.current() is not None:
                 raise Busy(f"a retraining started by {self._current.started_by} is still running")
             # the console and the command line may both be asked: one retraining on the machine
-            self.settings.candidates_dir.mkdir(parents=True, exist_ok=True)
-            machine_lock = open(self.settings.candidates_dir / ".retrain.lock", "w")
+            # released by the thread that runs the job: not thread-local
+            machine_lock = FileLock(self.settings.candidates_dir / ".retrain.lock", thread_local=False)
             try:
-                fcntl.flock(machine_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                machine_lock.close()
+                machine_lock.acquire(blocking=False)
+            except Timeout:
                 raise Busy("another retraining is running (started from the command line or another console)") from None
             self._machine_lock = machine_lock
             self._prune(protected or [])
@@ -246,7 +103,7 @@ class Retrainer:
         try:
             # the inputs as they are now (under the edit lock, so no half-written
             # file): edits made during training go into the next one
-            with TrainingData(self.settings.project_dir)._locked():
+            with FileLock(TrainingData(self.settings.project_dir).lock_file):
                 for name in TRAINING_INPUTS:
                     source = self.settings.project_dir / name
                     if source.is_dir():
@@ -257,7 +114,7 @@ class Retrainer:
             job.data_fingerprint = fingerprint(job.snapshot)
         except OSError as error:
             job.status, job.stage, job.error = "failed", "Failed", f"could not copy the training data: {error}"
-            job.finished_at = _now()
+            job.finished_at = timestamp()
             self._release_machine_lock()
             raise
         finally:
@@ -294,9 +151,7 @@ class Retrainer:
                 job.save()
                 gate_started = time.monotonic()
                 if live_model is None:
-                    from staff.publishing import Publisher
-
-                    live_model = Publisher(self.settings).live_model_file()
+                    live_model = ModelRegistry(self.settings).live_model_file()
 
                 def on_check(checks):
                     job.checks = gate_module.as_dicts(checks)
@@ -322,7 +177,7 @@ class Retrainer:
                 log(f"failed: {job.error}")
             finally:
                 job.seconds["total"] = round(time.monotonic() - started, 1)
-                job.finished_at = _now()
+                job.finished_at = timestamp()
                 job.save()
                 self._release_machine_lock()
         return job
@@ -330,8 +185,7 @@ class Retrainer:
     def _release_machine_lock(self) -> None:
         lock, self._machine_lock = self._machine_lock, None
         if lock is not None:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            lock.close()
+            lock.release()
 
     def _train(self, job: Job, log) -> bool:
         snapshot = job.snapshot
@@ -344,12 +198,12 @@ class Retrainer:
             "--fixed-model-name", MODEL_NAME,
         ]
         log("$ " + " ".join(command))
-        progress = _TrainingProgress()
+        progress = TrainingProgress()
         job.stage = "Training: starting Rasa"
         job.save()
         # cwd: config.yml names the spaCy pipeline relative to the project
         process = subprocess.Popen(
-            command, cwd=self.settings.project_dir, env=gate_module.subprocess_env(),
+            command, cwd=self.settings.project_dir, env=subprocess_env(),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
         )
         self._process = process

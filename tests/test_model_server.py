@@ -6,7 +6,7 @@ staff serve`) on a copy of the project. The console publishes with `PUT
 /model` naming its own model server (staff/model_server.py): each Rasa
 server fetches the archive over HTTP with the API token. A candidate here is
 the trained model under a new model id (its metadata.json rewritten):
-training one takes minutes, and tests/test_staff_console.py does that part.
+training one takes minutes, and tests/test_staff_console_retraining.py does that part.
 """
 
 import hashlib

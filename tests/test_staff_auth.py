@@ -14,12 +14,8 @@ PASSWORD = "a-long-enough-password"
 MAX_FAILURES, LOCK_MINUTES, SESSION_HOURS = 5, 15, 8
 
 
-@pytest.fixture(autouse=True)
-def database(tmp_path, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'clinic.db'}")
-    store.reset_engine()
-    yield
-    store.reset_engine()
+# every test on a database of its own (conftest.py)
+pytestmark = pytest.mark.usefixtures("database")
 
 
 def sign_in(name: str, password: str) -> auth.SignIn:

@@ -11,9 +11,8 @@ import yaml
 
 from clinic import PROJECT_ROOT
 from clinic.evaluation import REAL_SET, load_items
-from staff.training_data import (
-    MAX_ANSWER_CHARS, MIN_EXAMPLES_PER_ANSWER, EditRefused, TrainingData, _dump, _round_trip, example_key,
-)
+from staff.training_data import MAX_ANSWER_CHARS, MIN_EXAMPLES_PER_ANSWER, EditRefused, TrainingData, example_key
+from staff.yaml_round_trip import dump as _dump, round_trip as _round_trip
 
 # A data file as a person writes it: comments everywhere, a deliberate order.
 COMMENTED_FAQ = '''version: "3.1"

@@ -9,12 +9,8 @@ from clinic import store
 from staff import inbox
 
 
-@pytest.fixture(autouse=True)
-def database(tmp_path, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'clinic.db'}")
-    store.reset_engine()
-    yield
-    store.reset_engine()
+# every test on a database of its own (conftest.py)
+pytestmark = pytest.mark.usefixtures("database")
 
 
 def fallback(text: str, kind: str = "low_confidence", channel: str = "rest", minutes_ago: int = 0) -> None:
