@@ -2,9 +2,10 @@
 
 from rasa_sdk import Tracker
 
-# Channels that show plain text only (SMS); everything else gets buttons.
-TEXT_ONLY_CHANNELS = {"sms", "twilio"}
+from clinic.channels import is_text_only
 
 
 def has_buttons(tracker: Tracker) -> bool:
-    return tracker.get_latest_input_channel() not in TEXT_ONLY_CHANNELS
+    """False on a channel that shows plain text only (clinic/channels.py):
+    there, options go as numbered lines."""
+    return not is_text_only(tracker.get_latest_input_channel())

@@ -54,6 +54,7 @@ from typing import Deque, Dict, Mapping, Optional, Text, Tuple
 
 from sanic.request import Request
 
+from channels.settings import whole_number
 from clinic.facts import clinic_facts
 
 logger = logging.getLogger(__name__)
@@ -79,12 +80,10 @@ class Limit:
 
 
 def _whole_number(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise SystemExit(f"{name} must be a whole number from 1 to {maximum}, not {raw!r}")
-    return int(raw)
+    try:
+        return whole_number(env, name, default, maximum)
+    except ValueError as error:  # a bad setting stops the server at start
+        raise SystemExit(str(error))
 
 
 def _limit(env: Mapping[str, str], prefix: str, rate: int, window: int, at_once: int) -> Limit:

@@ -11,14 +11,14 @@ continues it. (Rasa's own channel takes any sender, so anyone who knows or
 guesses an id, an SMS conversation's phone number say, could read on and
 erase it.)
 
-Every turn goes through channels/turn_guard.py: a reply within seconds, or a
-503 with the clinic's phone when the assistant cannot answer at all. A
+Every turn goes through the turn guard (channels/base.py): a reply within
+seconds, or a 503 with the clinic's phone when the assistant cannot answer at all. A
 conversation or a client address sending far more than a person would gets
 a 429 with the polite `too_many_messages` and a Retry-After instead
 (channels/rate_limits.py). Replies always come as one JSON list (Rasa's
 `?stream=true` variant is not offered)."""
 
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from typing import Any, Dict, Optional, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
@@ -26,9 +26,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels.base import FailedTurn, GuardedInputChannel, Handler
 from channels.checks import BadInput, checked_message, checked_metadata
 from channels.rate_limits import TooManyMessages, chat_limits, client_address, too_many_messages
-from channels.turn_guard import run_turn
 from clinic import conversation_ids
 
 CONVERSATION_ID_HEADER = "X-Conversation-Id"
@@ -41,7 +41,9 @@ def _body(request: Request) -> Dict[Text, Any]:
     return body
 
 
-class CheckedRestInput(RestInput):
+class CheckedRestInput(GuardedInputChannel, RestInput):
+    failed_turn = FailedTurn.STATUS_503
+
     @classmethod
     def name(cls) -> Text:
         return "rest"
@@ -65,7 +67,7 @@ class CheckedRestInput(RestInput):
     def get_metadata(self, request: Request) -> Optional[Dict[Text, Any]]:
         return checked_metadata(_body(request).get("metadata")) or None
 
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+    def guarded_blueprint(self, handle_turn: Handler) -> Blueprint:
         conversation_ids.check_configured()  # refuse to start rather than fail every visitor
         limits = chat_limits()  # a bad setting stops the server here, not a visitor's message
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
@@ -93,7 +95,7 @@ class CheckedRestInput(RestInput):
                     {"message": too_many_messages()}, status=429, headers={"Retry-After": str(refusal.retry_after)}
                 )
             with admission:
-                await run_turn(on_new_message, message)
+                await handle_turn(message)
             return response.json(list(collector.messages), headers={CONVERSATION_ID_HEADER: sender})
 
         return webhook

@@ -5,6 +5,8 @@ SMS-sized messages counted the way the phone network counts them."""
 import re
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from clinic.facts import clinic_facts
+
 # Twilio refuses message bodies over 1,600 characters; it recommends 320 or
 # less, which most phones show as one message.
 MAX_MESSAGE_CHARS = 1600
@@ -146,7 +148,7 @@ def numbered_options(button_lists: Iterable[Optional[Sequence[Dict[str, Any]]]])
 
 def options_text(options: Sequence[Tuple[str, str]]) -> str:
     lines = [f"{number}) {title}" for number, (title, _) in enumerate(options, start=1)]
-    return "Reply with a number:\n" + "\n".join(lines)
+    return clinic_facts()["sms_options_intro"] + "\n" + "\n".join(lines)
 
 
 _OPTION_REPLY = re.compile(r"^\s*#?\s*(\d{1,2})\s*[.)]?\s*$")

@@ -26,14 +26,13 @@ import logging
 import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
-from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.socketio import SocketIOInput
 from sanic import Blueprint
 
+from channels.base import FailedTurn, GuardedInputChannel, Handler
+from channels.chat_page import allowed_origins
 from channels.checks import BadInput, checked_message, checked_metadata
 from channels.rate_limits import TooManyMessages, chat_limits, client_address, too_many_messages
-from channels.turn_guard import with_reply_guarantee
-from channels.webchat import allowed_origins
 from clinic import conversation_ids
 
 logger = logging.getLogger(__name__)
@@ -101,16 +100,18 @@ def without_cors_headers(handle_request: Callable[..., Awaitable[Any]]) -> Calla
     return handle
 
 
-class CheckedSocketIOInput(SocketIOInput):
+class CheckedSocketIOInput(GuardedInputChannel, SocketIOInput):
+    # Socket.IO has no status codes: the apology comes as a bot message.
+    failed_turn = FailedTurn.APOLOGY_MESSAGE
+
     @classmethod
     def name(cls) -> Text:
         return "socketio"
 
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+    def guarded_blueprint(self, handle_turn: Handler) -> Blueprint:
         conversation_ids.check_configured()  # refuse to start rather than fail every visitor
         limits = chat_limits()  # a bad setting stops the server here, not a visitor's message
-        # A turn that fails or stalls still gets a reply (channels/turn_guard.py).
-        blueprint = super().blueprint(with_reply_guarantee(on_new_message))
+        blueprint = SocketIOInput.blueprint(self, handle_turn)
         sio = self.sio
         sio.eio.cors_allowed_origins = OriginCheck(allowed_origins())
         sio.eio.handle_request = without_cors_headers(sio.eio.handle_request)

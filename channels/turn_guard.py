@@ -1,8 +1,9 @@
 """Runs a visitor's turn so that the visitor always hears back within seconds.
 
-Every channel hands its message to `run_turn` (REST, which answers a failed
-turn with 503) or wraps Rasa's handler with `with_reply_guarantee` (Socket.IO,
-SMS: channels without status codes, which get the same text as a message):
+Every channel (channels/base.py) hands its message to `run_turn` (REST,
+which answers a failed turn with 503) or wraps Rasa's handler with
+`with_reply_guarantee` (Socket.IO, SMS: channels without status codes, which
+get the same text as a message):
 
 - When the turn produced no reply (an action failed: Rasa logs it, drops the
   action's events and ends the turn silently), the visitor gets the apology
@@ -263,14 +264,17 @@ def _release_if_saved(turn: "asyncio.Future", held: _HeldOutput, storage_failure
 
 
 def with_reply_guarantee(on_new_message: Handler) -> Handler:
-    """Rasa's message handler, guarded; a turn that cannot run gets the apology as a message."""
+    """Rasa's message handler, guarded; a turn that cannot run gets the
+    apology as a message. The guarded handler returns whether the turn ran."""
 
-    async def guarded(message: UserMessage) -> None:
+    async def guarded(message: UserMessage) -> bool:
         output = message.output_channel
         try:
             await run_turn(on_new_message, message)
         except AssistantUnavailable:
             await output.send_text_message(message.sender_id, apology())
+            return False
+        return True
 
     return guarded
 

@@ -1,20 +1,15 @@
 """The website chat, served by the Rasa server itself: the chat page (/chat),
 the embeddable launcher script (/chat/widget.js), their assets, and the
 page's two small endpoints (the conversation's history, answer feedback).
+The page and the script are filled in by channels/chat_page.py.
 
 The page talks to Rasa over the Socket.IO channel (credentials.yml). Other
 sites embed it in an iframe from this server, so everything the page calls is
 same-origin; CHAT_ALLOWED_ORIGINS lists the sites allowed to frame it.
 """
 
-import gzip
-import hashlib
-import html
-import json
 import logging
-import os
-import re
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple
+from typing import Any, Awaitable, Callable, Dict, Optional, Text, Tuple
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
@@ -22,9 +17,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from channels.chat_history import chat_messages, find_answer
+from channels.chat_page import Asset, content_security_policy, page_html, socket_settings, widget_script
 from channels.checks import MAX_MESSAGE_CHARS, BadInput, encodable
 from clinic import PROJECT_ROOT, conversation_ids, store
-from clinic.facts import clinic_facts, fill
 
 logger = logging.getLogger(__name__)
 
@@ -32,106 +27,12 @@ WEB_DIR = PROJECT_ROOT / "web"
 # Everything the page loads; nothing else under web/ is served.
 ASSETS = {
     "chat.js": (WEB_DIR / "chat.js", "text/javascript; charset=utf-8"),
+    "links.js": (WEB_DIR / "links.js", "text/javascript; charset=utf-8"),
     "chat.css": (WEB_DIR / "chat.css", "text/css; charset=utf-8"),
     "socket.io.esm.min.js": (WEB_DIR / "vendor" / "socket.io.esm.min.js", "text/javascript; charset=utf-8"),
 }
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d+)?$|^\*$")
-_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d+)?$")
 # Answers are at most a few hundred characters; a vote quoting more is not one.
 MAX_ANSWER_CHARS = 4 * MAX_MESSAGE_CHARS
-
-
-class Asset:
-    """A file's bytes, their gzip and their ETag, read once at start-up."""
-
-    def __init__(self, body: bytes, content_type: str) -> None:
-        self.body = body
-        self.gzipped = gzip.compress(body, compresslevel=9, mtime=0)
-        self.content_type = content_type
-        self.etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-
-    def respond(self, request: Request, headers: Optional[Dict[str, str]] = None) -> HTTPResponse:
-        # no-cache: browsers revalidate (a cheap 304), so a deploy shows at once.
-        headers = {
-            "ETag": self.etag,
-            "Cache-Control": "no-cache",
-            "Vary": "Accept-Encoding",
-            "X-Content-Type-Options": "nosniff",
-            **(headers or {}),
-        }
-        if self.etag in request.headers.get("if-none-match", ""):
-            return response.empty(status=304, headers=headers)
-        if "gzip" in request.headers.get("accept-encoding", ""):
-            headers["Content-Encoding"] = "gzip"
-            return response.raw(self.gzipped, content_type=self.content_type, headers=headers)
-        return response.raw(self.body, content_type=self.content_type, headers=headers)
-
-
-def allowed_origins() -> List[str]:
-    """The sites allowed to embed the chat (CHAT_ALLOWED_ORIGINS, as for CORS)."""
-    origins = os.environ.get("CHAT_ALLOWED_ORIGINS", "").split()
-    bad = [origin for origin in origins if not _ORIGIN.match(origin)]
-    if bad:
-        logger.warning("CHAT_ALLOWED_ORIGINS: ignoring %s (expected e.g. https://www.example.com)", bad)
-    return [origin.rstrip("/") for origin in origins if _ORIGIN.match(origin)]
-
-
-def content_security_policy(request: Request) -> str:
-    host = request.host if _HOST.match(request.host or "") else ""
-    # 'self' covers same-host WebSockets in current browsers; older ones need them named.
-    sockets = f" ws://{host} wss://{host}" if host else ""
-    return "; ".join(
-        [
-            "default-src 'none'",
-            "script-src 'self'",
-            "style-src 'self'",
-            f"connect-src 'self'{sockets}",
-            "img-src 'self' data:",
-            "base-uri 'none'",
-            "form-action 'none'",
-            "frame-ancestors " + " ".join(["'self'", *allowed_origins()]),
-        ]
-    )
-
-
-def _json_for_html(value: Any) -> str:
-    """JSON that is safe inside a <script type="application/json"> element."""
-    return (
-        json.dumps(value, ensure_ascii=False)
-        .replace("&", "\\u0026")
-        .replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-    )
-
-
-def greeting(request: Request) -> Dict[str, Any]:
-    """The domain's `utter_greet` (its web variation), with the clinic's facts filled in."""
-    domain = getattr(getattr(request.app.ctx, "agent", None), "domain", None)
-    variations = (domain.responses.get("utter_greet") if domain else None) or []
-    for variation in variations:
-        if not variation.get("channel") and not variation.get("condition") and variation.get("text"):
-            return {
-                "text": fill(variation["text"]),
-                "buttons": [
-                    {"title": fill(str(b["title"])), "payload": fill(str(b.get("payload") or b["title"]))}
-                    for b in variation.get("buttons") or []
-                    if b.get("title")
-                ],
-            }
-    return {"text": f"Hi! I'm the virtual assistant of {clinic_facts()['clinic_name']}.", "buttons": []}
-
-
-def socket_settings(request: Request) -> Optional[Dict[str, Any]]:
-    """How the page reaches the Socket.IO channel, as credentials.yml configures it."""
-    for channel in getattr(request.app.ctx, "input_channels", None) or []:
-        if channel.name() == "socketio":
-            return {
-                "path": channel.socketio_path or "/socket.io",
-                "namespace": channel.namespace or "/",
-                "userEvent": channel.user_message_evt,
-                "botEvent": channel.bot_message_evt,
-            }
-    return None
 
 
 class UnknownConversation(BadInput):
@@ -182,19 +83,7 @@ class WebChatInput(InputChannel):
         settings = socket_settings(request)
         if self.template is None or settings is None:
             return "", "The website chat is not set up: run `make setup` and enable socketio in credentials.yml."
-        facts = clinic_facts()
-        base = request.path.rstrip("/")  # where the assets and endpoints are: /chat
-        config = {
-            "clinicName": facts["clinic_name"],
-            "greeting": greeting(request),
-            "disclaimer": facts["disclaimer_short"],
-            "maxLength": MAX_MESSAGE_CHARS,
-            "socket": settings,
-            "base": base,
-        }
-        page = self.template.replace("{{clinic_name}}", html.escape(facts["clinic_name"]))
-        page = page.replace("{{base}}", html.escape(base))
-        return page.replace("{{config}}", _json_for_html(config)), None
+        return page_html(self.template, request, settings), None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         chat = Blueprint("webchat", __name__)
@@ -214,9 +103,7 @@ class WebChatInput(InputChannel):
         async def widget(request: Request) -> HTTPResponse:
             if self.widget_template is None:
                 return response.text("// the website chat is not set up: run `make setup`", status=503)
-            script = self.widget_template.replace(
-                "{{clinic_name}}", json.dumps(clinic_facts()["clinic_name"])
-            )
+            script = widget_script(self.widget_template)
             return Asset(script.encode("utf-8"), "text/javascript; charset=utf-8").respond(
                 request, {"Cross-Origin-Resource-Policy": "cross-origin"}
             )

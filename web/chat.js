@@ -1,9 +1,12 @@
 // The chat page's behaviour: one Socket.IO connection to the Rasa server, the
 // conversation id kept in localStorage, the history replayed on every
-// (re)connect. Message text only ever reaches the page as text nodes.
+// (re)connect. Message text only ever reaches the page as text nodes. The
+// wording comes with the page's settings (config.texts, data/web_chat.yml).
 import { io } from "./socket.io.esm.min.js";
+import { LINK_SCHEMES, appendWithLinks, link } from "./links.js";
 
 const config = JSON.parse(document.getElementById("chat-config").textContent);
+const wording = config.texts;
 const byId = (id) => document.getElementById(id);
 const log = byId("chat-log");
 const form = byId("chat-form");
@@ -16,14 +19,8 @@ const closeButton = byId("chat-close");
 const SESSION_KEY = "clinic-chat:session";
 const VOTES_KEY = "clinic-chat:votes";
 const MAX_VOTES_KEPT = 200;
-// Buttons whose target is one of these open as links (booking form, call, text).
-const LINK_SCHEMES = /^(https?:|tel:|sms:|mailto:)/i;
-// Web addresses and US phone numbers in bot text become links.
-const TEXT_LINKS = /(https?:\/\/[^\s<>"]+)|(\(\d{3}\)\s?\d{3}-\d{4})/g;
 // Stop showing "typing" if no answer comes (a lost connection says so itself).
 const TYPING_TIMEOUT_MS = 20000;
-const OFFLINE_TEXT =
-  "You're offline: the assistant can't be reached right now. Reconnecting automatically\u2026";
 
 const storage = {
   get(key) {
@@ -46,39 +43,11 @@ input.maxLength = config.maxLength;
 
 // ---- rendering
 
-function link(href, label) {
-  const anchor = document.createElement("a");
-  anchor.href = href;
-  anchor.textContent = label;
-  if (/^https?:/i.test(href)) {
-    anchor.target = "_blank";
-    anchor.rel = "noopener noreferrer";
-  }
-  return anchor;
-}
-
-function appendWithLinks(parent, text) {
-  let last = 0;
-  for (const match of text.matchAll(TEXT_LINKS)) {
-    let found = match[0];
-    let href;
-    if (match[1]) {
-      found = found.replace(/[.,;:!?)\]']+$/, ""); // sentence punctuation is not part of the address
-      href = found;
-    } else {
-      href = "tel:+1" + found.replace(/\D/g, "");
-    }
-    parent.append(text.slice(last, match.index), link(href, found));
-    last = match.index + found.length;
-  }
-  parent.append(text.slice(last));
-}
-
 function quickReplies(buttons) {
   const group = document.createElement("div");
   group.className = "replies";
   group.setAttribute("role", "group");
-  group.setAttribute("aria-label", "Suggested replies");
+  group.setAttribute("aria-label", wording.suggested_replies);
   for (const button of buttons) {
     const title = String(button.title || "");
     const href = [button.url, button.payload].find((v) => typeof v === "string" && LINK_SCHEMES.test(v));
@@ -107,16 +76,16 @@ function feedbackPair(answer) {
   const box = document.createElement("div");
   box.className = "feedback";
   if (votes.has(answer)) {
-    box.textContent = "Thanks for your feedback.";
+    box.textContent = wording.feedback_thanks;
     return box;
   }
   box.setAttribute("role", "group");
-  box.setAttribute("aria-label", "Was this answer helpful?");
+  box.setAttribute("aria-label", wording.feedback_question);
   const note = document.createElement("span");
   note.setAttribute("role", "status");
   const choices = [
-    ["Helpful", true],
-    ["Not helpful", false],
+    [wording.helpful, true],
+    [wording.not_helpful, false],
   ].map(([label, helpful]) => {
     const button = document.createElement("button");
     button.type = "button";
@@ -136,10 +105,10 @@ function feedbackPair(answer) {
       if (!response.ok) throw new Error(String(response.status));
       rememberVote(answer);
       choices.forEach((button) => button.remove());
-      note.textContent = "Thanks for your feedback.";
+      note.textContent = wording.feedback_thanks;
     } catch {
       choices.forEach((button) => { button.disabled = false; });
-      note.textContent = "Your feedback could not be sent. Please try again.";
+      note.textContent = wording.feedback_failed;
     }
   }
   box.append(...choices, note);
@@ -152,7 +121,7 @@ function addMessage(from, text, { buttons = [], feedback = false, notice = false
   item.className = `msg msg-${from}${notice ? " msg-notice" : ""}`;
   const speaker = document.createElement("span");
   speaker.className = "visually-hidden";
-  speaker.textContent = from === "user" ? "You said:" : "Assistant:";
+  speaker.textContent = from === "user" ? wording.you_said : wording.assistant_said;
   const bubble = document.createElement("div");
   bubble.className = "msg-text";
   if (from === "bot") appendWithLinks(bubble, text);
@@ -226,7 +195,7 @@ function setOffline() {
   ready = false;
   sendButton.disabled = true;
   hideTyping();
-  if (statusBox.textContent !== OFFLINE_TEXT) statusBox.textContent = OFFLINE_TEXT;
+  if (statusBox.textContent !== wording.offline) statusBox.textContent = wording.offline;
   statusBox.classList.add("offline");
 }
 

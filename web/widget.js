@@ -8,7 +8,9 @@
   if (!script || window.__clinicChatWidget) return;
   window.__clinicChatWidget = true;
 
-  var clinicName = {{clinic_name}};
+  // The clinic's name and the chat's wording (data/web_chat.yml), filled in by the server.
+  var config = {{config}};
+  var chatTitle = config.texts.chat_title;
   var server = (script.getAttribute("data-server") || new URL(script.src).origin).replace(/\/+$/, "");
   var chatUrl = server + "/chat?embed=1";
   var serverOrigin = new URL(server, location.href).origin;
@@ -41,7 +43,7 @@
     var launcher = document.createElement("button");
     launcher.type = "button";
     launcher.className = "launcher";
-    launcher.setAttribute("aria-label", "Chat with " + clinicName);
+    launcher.setAttribute("aria-label", chatTitle);
     launcher.setAttribute("aria-expanded", "false");
     launcher.setAttribute("aria-controls", "clinic-chat-panel");
     launcher.innerHTML = // a fixed icon, no data in it
@@ -57,7 +59,7 @@
         panel = document.createElement("iframe");
         panel.id = "clinic-chat-panel";
         panel.className = "panel";
-        panel.title = "Chat with " + clinicName;
+        panel.title = chatTitle;
         panel.src = chatUrl;
         panel.addEventListener("load", function () { if (focus && !panel.hidden) focusChat(); });
         wrapper.appendChild(panel);
