@@ -12,7 +12,7 @@ classify the questions in it too, with the same trained models:
   variant per thing ("can it help with the pain", "can it help with the
   numbness?"). Each part is added to the batch the pipeline processes, so
   every classifier and selector predicts it as if it were a message of its
-  own.
+  own. The cutting is components/question_text.py's.
 - `QuestionMerger` (after the classifiers, before the red-flag check) takes
   the parts out of the batch again and decides what the message asks:
   - any part, or the whole, understood as an emergency: the emergency,
@@ -46,14 +46,14 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from clinic.answers import FALLBACK, answer_and_confidence
+from clinic.answers import MUSCLE_INTENT, answer_and_confidence
+from clinic.nlu_labels import EMERGENCY, FALLBACK, RESPONSE_SELECTOR_KEY, RETRIEVAL_INTENTS
+from clinic.red_flags import OWN_CASE_INTENT
+from components.question_text import conjunct_variants, looks_like_question, split_parts, starts_as_question
 
-RESPONSE_SELECTOR_KEY = "response_selector"  # Rasa's key (rasa.nlu.selectors)
 QUESTIONS_KEY = "questions"
 PARTS_KEY = "question_parts"
 MAX_QUESTIONS = 3
-# More parts than this are not looked at (a pasted essay is one message).
-MAX_PARTS = 6
 # How sure a part's intent and answer must be to count as a question asked,
 # and, with several questions, as one of them.
 MIN_CONFIDENCE = 0.5
@@ -62,48 +62,10 @@ MULTI_MIN_CONFIDENCE = 0.5
 # unless it starts as one ("how much?").
 MIN_QUESTION_WORDS = 3
 
-# Sentence ends, a colon before the questions ("Quick q's: is it safe, ..."),
-# and the numbers of a numbered list ("1) does it help 2) how many sessions").
-_SENTENCE_END = re.compile(r"(?<=[?!.:])\s+|\n+|\s*(?<!\w)\(?\d{1,2}\)\s+")
-# A clause that starts a new question: "..., and how many ...", "... also is it ..."
-_QUESTION_START = (
-    r"(?:how|hw|what|whats|what's|wat|wats|wut|which|who|whos|who's|where|when|why|is|are|can|cn|could|do|does|did|"
-    r"will|would|should|shall|may|any|if|r|u|you|tell|explain)\b"
-)
-# "n" and "&" are texting's "and"
-_CLAUSE_SPLIT = re.compile(
-    r"(?:,\s*|\s+)(?:and(?:\s+also)?|also|plus|&|n)\s+(?=" + _QUESTION_START + ")", re.IGNORECASE
-)
-_LOOKS_LIKE_QUESTION = re.compile(
-    r"\?\s*$|^\W*(?:(?:and|also|plus|so|but|oh|ok|okay|hi|hey|hello|hmm|um|yeah|yes|no|well)\W+)*" + _QUESTION_START,
-    re.IGNORECASE,
-)
 # Intents that answer a question (the rest are greetings, thanks, emergencies...).
-ANSWER_INTENTS = {"faq", "not_covered", "ask_muscle", "book_appointment", "ask_personal_advice"}
-EMERGENCY_INTENT = "report_emergency"
+ANSWER_INTENTS = {*RETRIEVAL_INTENTS, MUSCLE_INTENT, "book_appointment", OWN_CASE_INTENT}
 
 
-# Questions listed with commas start with one of these ("if it hurts, is
-# that normal?" is one question).
-_STARTS_AS_QUESTION = re.compile(
-    r"(?:how|hw|what|whats|what's|wat|wats|wut|which|who|where|when|why|is|are|can|cn|could|do|does|did|will|would|"
-    r"should)\b",
-    re.IGNORECASE,
-)
-# What comes before the questions and asks nothing: "sounds good, how do I
-# book and ...", "ok so, is it safe, ...".
-_LEAD_IN = re.compile(
-    r"^(?:(?:sounds good|ok|okay|ok so|great|thanks|thank you|thx|hi|hey|hello|cool|perfect|alright|got it|"
-    r"ah|oh|hmm|so|well|yes|yeah|no|nope|sure)\W*)+,\s*(?=" + _QUESTION_START + ")",
-    re.IGNORECASE,
-)
-_COMMA = re.compile(r",\s*")
-# "A and B" inside one question: the variant for B repeats the words up to
-# the last of these before A ("help with the pain and the numbness").
-_CONJUNCTION = re.compile(r"\s+(?:and|&)\s+(?!" + _QUESTION_START + ")", re.IGNORECASE)
-_ANCHOR = re.compile(
-    r"\b(?:with|for|on|about|help|helps|improve|reduce|treat|fix|ease|relieve|good for|work for)\b", re.IGNORECASE
-)
 # Words that point back to what the previous question was about.
 _BACK_REFERENCE = re.compile(r"\b(?:it|its|that|this|they|them|those|these)\b", re.IGNORECASE)
 # Answers about a muscle and what it does to the sciatic nerve.
@@ -111,53 +73,11 @@ MUSCLE_ANSWERS = ("muscle/", "faq/muscles_involved", "faq/sciatica_causes")
 VARIANTS_KEY = "question_variants"
 
 
-def conjunct_variants(clause: Text) -> List[Text]:
-    """[the question about A, the question about B] for a question "... A and
-    B ..." with one "and"; [] when it is not such a question."""
-    if not looks_like_question(clause):
-        return []
-    pieces = _CONJUNCTION.split(clause)
-    if len(pieces) != 2:
-        return []
-    left, right = pieces[0].strip(), pieces[1].strip()
-    anchors = list(_ANCHOR.finditer(left))
-    if not anchors or len(re.findall(r"\w+", left[anchors[-1].end():])) == 0:
-        return []
-    prefix = left[: anchors[-1].end()]
-    return [left, f"{prefix} {right}"]
-
-
-def _listed_questions(clause: Text) -> List[Text]:
-    """"is it safe, how much is it": the questions a clause lists with commas,
-    when each starts as a question does; else the clause."""
-    clause = _LEAD_IN.sub("", clause)
-    pieces = [piece.strip() for piece in _COMMA.split(clause)]
-    if len(pieces) > 1 and all(_STARTS_AS_QUESTION.match(piece) for piece in pieces):
-        return pieces
-    return [clause]
-
-
-def split_parts(text: Text) -> List[Text]:
-    """The sentences and question clauses of a text, in order."""
-    parts: List[Text] = []
-    for sentence in _SENTENCE_END.split(text or ""):
-        for clause in _CLAUSE_SPLIT.split(sentence):
-            for piece in _listed_questions(clause.strip(" ,;-")):
-                piece = piece.strip(" ,;-")
-                if len(re.findall(r"\w+", piece)) >= 2:
-                    parts.append(piece)
-    return parts[:MAX_PARTS]
-
-
 def _is_a_question_of_its_own(text: Text) -> bool:
     """Long enough to be one of several questions: MIN_QUESTION_WORDS, or
     two words that start as a question does ("how much", "how long")."""
     words = len(re.findall(r"\w+", text))
-    return words >= MIN_QUESTION_WORDS or (words == 2 and bool(_STARTS_AS_QUESTION.match(text.strip())))
-
-
-def looks_like_question(text: Text) -> bool:
-    return bool(_LOOKS_LIKE_QUESTION.search(text.strip()))
+    return words >= MIN_QUESTION_WORDS or (words == 2 and starts_as_question(text.strip()))
 
 
 def answer_of(message: Message) -> Optional[Dict[Text, Any]]:
@@ -260,10 +180,10 @@ class QuestionMerger(_InferenceOnly):
 
     @staticmethod
     def _merge(message: Message, part_messages: List[Message]) -> None:
-        if (message.get(INTENT) or {}).get("name") == EMERGENCY_INTENT:
+        if (message.get(INTENT) or {}).get("name") == EMERGENCY:
             return
         for part in part_messages:
-            if _intent(part) == EMERGENCY_INTENT:
+            if _intent(part) == EMERGENCY:
                 _adopt(message, part)
                 return
         questions = [part for part in part_messages if looks_like_question(part.get(TEXT))]

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from bench.report import markdown_tables
+from bench.figures import markdown_tables
 from clinic.evaluation import SETS
 from conftest import OUTPUT, ROOT
 
