@@ -203,6 +203,12 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _add_for_review(table: sa.Table, **values: Any) -> None:
+    """One row in a table staff review (status "new"), stamped now."""
+    with engine().begin() as connection:
+        connection.execute(table.insert().values(created_at=now(), status="new", **values))
+
+
 def record_fallback(
     sender_id: str,
     channel: Optional[str],
@@ -210,18 +216,10 @@ def record_fallback(
     kind: str,
     predictions: Iterable[Dict[str, Any]],
 ) -> None:
-    with engine().begin() as connection:
-        connection.execute(
-            fallbacks.insert().values(
-                created_at=now(),
-                sender_id=sender_id,
-                channel=channel,
-                text=text,
-                kind=kind,
-                predictions=json.dumps(list(predictions)),
-                status="new",
-            )
-        )
+    _add_for_review(
+        fallbacks, sender_id=sender_id, channel=channel, text=text, kind=kind,
+        predictions=json.dumps(list(predictions)),
+    )
 
 
 def record_feedback(
@@ -231,18 +229,7 @@ def record_feedback(
     answer: Optional[str],
     helpful: bool,
 ) -> None:
-    with engine().begin() as connection:
-        connection.execute(
-            feedback.insert().values(
-                created_at=now(),
-                sender_id=sender_id,
-                channel=channel,
-                question=question,
-                answer=answer,
-                helpful=helpful,
-                status="new",
-            )
-        )
+    _add_for_review(feedback, sender_id=sender_id, channel=channel, question=question, answer=answer, helpful=helpful)
 
 
 def erase_sender(sender_id: str) -> int:

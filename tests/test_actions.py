@@ -44,14 +44,6 @@ async def run(action, tracker_):
     return dispatcher.messages, events
 
 
-@pytest.fixture
-def database(tmp_path, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'clinic.db'}")
-    store.reset_engine()
-    yield store
-    store.reset_engine()
-
-
 async def test_booking_details_on_the_web_come_with_link_buttons():
     messages, events = await run(ActionBookingDetails(), tracker(intent="book_appointment"))
     facts = clinic_facts()
@@ -163,13 +155,17 @@ async def test_question_the_posts_do_not_answer_is_recorded_as_unknown_topic(dat
     assert row["kind"] == "unknown_topic"
 
 
-async def test_recording_never_breaks_the_conversation(monkeypatch):
+@pytest.fixture
+def unreachable_database(monkeypatch):
+    """A database URL nothing answers on."""
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     store.reset_engine()
-    try:
-        messages, events = await run(ActionRecordForReview(), tracker(intent="nlu_fallback"))
-    finally:
-        store.reset_engine()
+    yield
+    store.reset_engine()
+
+
+async def test_recording_never_breaks_the_conversation(unreachable_database):
+    messages, events = await run(ActionRecordForReview(), tracker(intent="nlu_fallback"))
     assert messages == [] and events == []
 
 
@@ -184,11 +180,6 @@ async def test_forget_me_erases_every_project_row_of_that_visitor_only(database)
     assert len(store.rows(store.fallbacks, sender_id="visitor-2")) == 1
 
 
-async def test_forget_me_says_so_when_it_could_not_erase(monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
-    store.reset_engine()
-    try:
-        _, events = await run(ActionEraseVisitorData(), tracker(intent="request_data_erasure"))
-    finally:
-        store.reset_engine()
+async def test_forget_me_says_so_when_it_could_not_erase(unreachable_database):
+    _, events = await run(ActionEraseVisitorData(), tracker(intent="request_data_erasure"))
     assert events == [SlotSet("erasure_failed", True)]

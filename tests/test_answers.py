@@ -22,14 +22,6 @@ def with_questions(*answers, **kwargs):
     return state
 
 
-@pytest.fixture
-def database(tmp_path, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'clinic.db'}")
-    store.reset_engine()
-    yield store
-    store.reset_engine()
-
-
 async def test_the_other_questions_are_answered_in_order_then_the_disclaimer(database):
     state = with_questions("faq/what_is_dry_needling", "not_covered/insurance", "faq/how_many_sessions")
     messages, events = await run(ActionCompleteAnswer(), state)
