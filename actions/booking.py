@@ -16,9 +16,9 @@ def booking_buttons() -> List[Dict[str, str]]:
     facts = clinic_facts()
     phone = "+1" + re.sub(r"\D", "", facts["clinic_phone"])[-10:]
     return [
-        {"title": "Book online", "url": facts["booking_url"], "payload": facts["booking_url"]},
-        {"title": f"Call {facts['clinic_phone']}", "url": f"tel:{phone}", "payload": f"tel:{phone}"},
-        {"title": "Send a text", "url": f"sms:{phone}", "payload": f"sms:{phone}"},
+        {"title": facts["booking_button_form"], "url": facts["booking_url"], "payload": facts["booking_url"]},
+        {"title": facts["booking_button_call"], "url": f"tel:{phone}", "payload": f"tel:{phone}"},
+        {"title": facts["booking_button_text"], "url": f"sms:{phone}", "payload": f"sms:{phone}"},
     ]
 
 

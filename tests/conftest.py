@@ -117,7 +117,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Per module: while Playwright's sync API runs, its event loop stays this
+# thread's running loop, and any other loop (Sanic's test client) refuses to run.
+@pytest.fixture(scope="module")
 def browser():
     """The system Chromium (scripts/ensure_test_packages.sh), driven by Playwright."""
     from playwright.sync_api import sync_playwright
