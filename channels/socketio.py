@@ -34,6 +34,7 @@ from channels.chat_page import allowed_origins
 from channels.checks import BadInput, checked_message, checked_metadata
 from channels.rate_limits import TooManyMessages, chat_limits, client_address, too_many_messages
 from clinic import conversation_ids
+from clinic.facts import clinic_facts
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class CheckedSocketIOInput(GuardedInputChannel, SocketIOInput):
                 if self.session_persistence:
                     session_id = confirmed.get(sid)
                     if session_id is None or data.get("session_id") != session_id:
-                        raise BadInput("this connection has no such conversation: reload the page to start again")
+                        raise BadInput(clinic_facts()["chat_unknown_conversation"])
                     checked["session_id"] = session_id
             except BadInput as error:
                 await sio.emit(

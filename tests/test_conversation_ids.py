@@ -11,6 +11,7 @@ import requests
 from chat_client import ChatVisitor
 from clinic import conversation_ids
 from clinic.conversation_ids import REST, WEB
+from clinic.facts import clinic_facts
 from conftest import texts
 
 WEBHOOK = "/webhooks/rest/webhook"
@@ -115,6 +116,7 @@ def test_a_socket_continues_its_own_conversation_and_only_that(assistant):
         other.start()
         refused = other.say("hello", session_id=session_id)
         assert refused[0]["error"] is True
+        assert refused[0]["text"] == clinic_facts()["chat_unknown_conversation"]  # data/clinic.yml's sentence
     events = assistant.tracker(session_id)["events"]
     assert [e["text"] for e in events if e["event"] == "user"] == ["what is sciatica"]
 
