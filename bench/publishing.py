@@ -6,7 +6,7 @@ model from the staff console (staff/model_server.py) and swap it in with
 alternately a copy of the model it started with under a new model id (a
 different model to Rasa) and the original, while LOAD_CONVERSATIONS
 conversations talk to it. Its resident memory is read after each publish.
-The target (bench/report.py): at most +10% from the first publish to the
+The target (bench/targets.py): at most +10% from the first publish to the
 last. The models are served from loopback by a stand-in for the console
 that speaks the same protocol: the token, the model id as ETag.
 """

@@ -20,7 +20,7 @@ import yaml
 from bench import ROOT
 from bench.progress import say
 from bench.stock import with_epochs, write_stock_project
-from clinic.harness import subprocess_env
+from clinic.harness import QUIET, subprocess_env
 
 BIN = Path(sys.executable).parent
 # Trained stock models and training times, by what they were trained from:
@@ -104,7 +104,7 @@ class Kept:
 
 def _env(cache_dir: Path) -> Dict[str, str]:
     # an empty cache of its own: nothing from an earlier training helps
-    return subprocess_env(RASA_CACHE_DIRECTORY=str(cache_dir))
+    return subprocess_env(**QUIET, RASA_CACHE_DIRECTORY=str(cache_dir))
 
 
 def _where(log_path: Path) -> str:

@@ -3,7 +3,7 @@ through the turn guard (channels/turn_guard.py), and each channel declares
 what a turn that cannot run gets; what it can show (buttons or plain text
 only) is declared by its name in clinic/channels.py, which the actions read.
 
-A channel that declares neither fails when its class is created, that is
+A channel that misses either fails when its class is created, that is
 when Rasa imports it from credentials.yml, never later and silently."""
 
 import enum

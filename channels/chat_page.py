@@ -150,7 +150,8 @@ def page_html(template: str, request: Request, socket: Dict[str, Any]) -> str:
 
 
 def widget_script(template: str) -> str:
-    """web/widget.js with its settings filled in: the clinic's name and the
-    chat's wording, as one JavaScript object (the chat page's config has the same)."""
+    """web/widget.js with its settings filled in: the clinic's name (the
+    script names whose chat it is) and the chat's wording, as one JavaScript
+    object (the chat page's config has the same)."""
     settings = {"clinicName": clinic_facts()["clinic_name"], "texts": page_texts()}
     return template.replace("{{config}}", json.dumps(settings))

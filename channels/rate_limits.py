@@ -17,7 +17,7 @@ Each of the two has two limits, from the environment (read once):
 | client address | ADDRESS_RATE_LIMIT, ADDRESS_RATE_WINDOW, ADDRESS_AT_ONCE | 120 per 60 s, 8 at once |
 
 Where the defaults come from: an answer is at most 600 characters (about
-100 words, tests/test_data.py), which takes an adult about 25 s to read at
+100 words, clinic/quality.py), which takes an adult about 25 s to read at
 the average 238 words a minute (Brysbaert 2019, "How many words do we read
 per minute?"), so a visitor reading the answers sends two or three messages
 a minute; a message a second leaves room for quick replies tapped without

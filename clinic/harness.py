@@ -29,7 +29,9 @@ QUIET = {"RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2", "SQLALC
 
 def subprocess_env(**overrides: str) -> Dict[str, str]:
     """This process's environment for a child that runs the project's code:
-    QUIET's defaults, the project root first on PYTHONPATH, then `overrides`."""
+    QUIET's defaults, the project root first on PYTHONPATH, then `overrides`
+    (`subprocess_env(**QUIET)` for a child that must be quiet whatever the
+    environment says: the staff gate's and the bench's `rasa` commands)."""
     env = dict(os.environ)
     for name, value in QUIET.items():
         env.setdefault(name, value)

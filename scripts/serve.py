@@ -168,7 +168,7 @@ def wait_until_up(url: str, processes, timeout: float) -> bool:
     def all_running() -> bool:
         return all(process.poll() is None for process in processes)
 
-    return poll_until(lambda: answers(url), time.monotonic() + timeout, alive=all_running)
+    return poll_until(lambda: all_running() and answers(url), time.monotonic() + timeout, alive=all_running)
 
 
 def main() -> int:

@@ -24,7 +24,7 @@ import requests
 
 from clinic import PROJECT_ROOT, quality
 from clinic.evaluation import SETS, evaluate
-from clinic.harness import RunningAssistant, subprocess_env
+from clinic.harness import QUIET, RunningAssistant, subprocess_env
 
 CHECK_TIMEOUT = 900
 
@@ -69,7 +69,7 @@ class Gate:
     def _run(self, command: List[str]) -> subprocess.CompletedProcess:
         self.log("$ " + " ".join(str(part) for part in command))
         return subprocess.run(
-            [str(part) for part in command], cwd=self.project_dir, env=subprocess_env(),
+            [str(part) for part in command], cwd=self.project_dir, env=subprocess_env(**QUIET),
             capture_output=True, text=True, timeout=CHECK_TIMEOUT,
         )
 

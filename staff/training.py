@@ -17,7 +17,7 @@ from typing import List, Optional
 
 from filelock import FileLock, Timeout
 
-from clinic.harness import subprocess_env
+from clinic.harness import QUIET, subprocess_env
 from staff import gate as gate_module
 from staff.candidates import MAX_LOG_LINES, MODEL_NAME, TRAINING_INPUTS, Job, fingerprint, timestamp
 from staff.registry import ModelRegistry
@@ -79,7 +79,11 @@ class Retrainer:
     def start(self, actor: str, protected: Optional[List[str]] = None) -> Job:
         """Starts a retraining in a background thread."""
         job = self.prepare(actor, protected)
-        threading.Thread(target=self.run, args=(job,), name=f"retrain-{job.id}", daemon=True).start()
+        try:
+            threading.Thread(target=self.run, args=(job,), name=f"retrain-{job.id}", daemon=True).start()
+        except BaseException:
+            self._release_machine_lock()
+            raise
         return job
 
     def prepare(self, actor: str, protected: Optional[List[str]] = None) -> Job:
@@ -94,16 +98,20 @@ class Retrainer:
             except Timeout:
                 raise Busy("another retraining is running (started from the command line or another console)") from None
             self._machine_lock = machine_lock
-            self._prune(protected or [])
-            job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-            directory = self.settings.candidates_dir / job_id
-            directory.mkdir(parents=True)
+            try:
+                self._prune(protected or [])
+                job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+                directory = self.settings.candidates_dir / job_id
+                directory.mkdir(parents=True)
+            except BaseException:
+                self._release_machine_lock()
+                raise
             job = Job(job_id, directory, actor)
             self._current = job
         try:
             # the inputs as they are now (under the edit lock, so no half-written
             # file): edits made during training go into the next one
-            with FileLock(TrainingData(self.settings.project_dir).lock_file):
+            with TrainingData(self.settings.project_dir).locked():
                 for name in TRAINING_INPUTS:
                     source = self.settings.project_dir / name
                     if source.is_dir():
@@ -131,7 +139,15 @@ class Retrainer:
     def run(self, job: Job, live_model: Optional[Path] = None, echo=None) -> Job:
         """Trains, then gates; in the caller's thread (the CLI) or a background one."""
         started = time.monotonic()
-        with open(job.directory / "train.log", "a", encoding="utf-8") as log_file:
+        try:
+            log_file = open(job.directory / "train.log", "a", encoding="utf-8")
+        except OSError as error:
+            job.status, job.stage, job.error = "failed", "Failed", f"could not open the training log: {error}"
+            job.finished_at = timestamp()
+            job.save()
+            self._release_machine_lock()
+            return job
+        with log_file:
 
             def log(line: str) -> None:
                 self._log(job, line, log_file)
@@ -203,7 +219,7 @@ class Retrainer:
         job.save()
         # cwd: config.yml names the spaCy pipeline relative to the project
         process = subprocess.Popen(
-            command, cwd=self.settings.project_dir, env=subprocess_env(),
+            command, cwd=self.settings.project_dir, env=subprocess_env(**QUIET),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
         )
         self._process = process

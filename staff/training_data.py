@@ -1,9 +1,10 @@
 """Reads and edits the Rasa training data under data/nlu/, the way a person would.
 
 Every edit is checked before its file is replaced: the text itself
-(staff/phrasing.py), the data rules of clinic/quality.py (no phrasing under
-two answers, none from the held-out sets, enough phrasings per answer), and
-the file's layout (staff/yaml_round_trip.py).
+(staff/phrasing.py, with clinic/quality.py's limits), that a new phrasing is
+under no other answer and in no held-out set (clinic/quality.py's
+comparison), and the file's layout (staff/yaml_round_trip.py). The publish
+gate then runs every rule of clinic/quality.py on the whole data.
 """
 
 from contextlib import contextmanager
@@ -186,7 +187,7 @@ class TrainingData:
     # ---- writing ----
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def locked(self) -> Iterator[None]:
         """One edit at a time, across the console and the command line."""
         with FileLock(self.lock_file):
             yield
@@ -199,7 +200,7 @@ class TrainingData:
 
     def add_phrasing(self, label: str, text: str) -> Change:
         """Adds a visitor's wording to an existing answer (or to out_of_scope)."""
-        with self._locked():
+        with self.locked():
             path = self._find_intent_file(label)
             text = self.check_new_phrasing(text, label)
             source, document = load_round_trip(path, self.project_dir)
@@ -215,7 +216,7 @@ class TrainingData:
 
     def edit_answer(self, label: str, text: str, variation: int = 0) -> Change:
         """Replaces the text of one variation of an answer; buttons stay."""
-        with self._locked():
+        with self.locked():
             answer = self.answer(label)
             if not 0 <= variation < len(answer.variations):
                 raise EditRefused(f"{label} has no variation {variation}.")
@@ -238,7 +239,7 @@ class TrainingData:
 
     def new_answer(self, topic: str, phrasings: List[str], answer_text: str, book_button: bool = False) -> Change:
         """A new FAQ in its own file, data/nlu/faq_<topic>.yml."""
-        with self._locked():
+        with self.locked():
             topic = self.check_topic(topic)
             label = f"faq/{topic}"
             cleaned: Dict[str, str] = {}
