@@ -3,6 +3,7 @@ exactly as `make run` starts them (scripts/serve.py), on free loopback ports."""
 
 import os
 import secrets
+import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,6 +62,24 @@ class Assistant(RunningAssistant):
 
     def action_server_pid(self) -> int:
         return process_id("-m", "actions", "--port", str(self.action_port))
+
+    def signal_mid_turn(self, replica: int, send: Callable[[], None], signal_number: int,
+                        settle: float) -> threading.Thread:
+        """Starts `send` (a turn on server `replica`) in a thread and, `settle`
+        seconds later, sends `signal_number` (SIGKILL, SIGSTOP) to that
+        server while the turn surely still runs: the action server is held
+        (SIGSTOP) from before the turn until then. Returns the thread, for
+        the caller to join; `send` must catch a connection that dies."""
+        server, actions = self.rasa_server_pid(replica), self.action_server_pid()
+        request = threading.Thread(target=send)
+        os.kill(actions, signal.SIGSTOP)
+        try:
+            request.start()
+            time.sleep(settle)
+            os.kill(server, signal_number)
+        finally:
+            os.kill(actions, signal.SIGCONT)
+        return request
 
     def conversation_id(self, sender: str) -> str:
         """The id the server issued to the visitor the test calls `sender`."""

@@ -36,7 +36,10 @@ def test_action_server_down_or_hung_gets_an_apology_with_the_phone_then_answers_
         report.append(f"{seconds:.2f}s")
         return texts(body)
 
+    # Both servers warm first: a cold server's first turn can take longer
+    # than scripts/serve.py takes to start the killed action server again.
     assert booking in say("how do I book an appointment?", 0)
+    assert booking in say("how do I book an appointment with you?", 1)
 
     os.kill(scaled.action_server_pid(), signal.SIGKILL)  # down: connection refused
     reply = say("how can I book a visit?", 1)
@@ -146,16 +149,10 @@ def test_a_server_paused_past_its_lease_does_not_save_its_turn(scaled):
     log_before = scaled.log_path.read_text(errors="replace").count("a turn was not saved")
 
     in_flight = "is dry needling safe (paused)"
-    paused, actions = scaled.rasa_server_pid(1), scaled.action_server_pid()
-    outcome = {}
-    request = threading.Thread(target=lambda: outcome.update(result=post(scaled, 1, visitor, in_flight, timeout=90)))
-    os.kill(actions, signal.SIGSTOP)  # so the turn is surely still running
-    try:
-        request.start()
-        time.sleep(0.8)
-        os.kill(paused, signal.SIGSTOP)
-    finally:
-        os.kill(actions, signal.SIGCONT)
+    paused, outcome = scaled.rasa_server_pid(1), {}
+    request = scaled.signal_mid_turn(
+        1, lambda: outcome.update(result=post(scaled, 1, visitor, in_flight, timeout=90)), signal.SIGSTOP, settle=0.8
+    )
     meanwhile = "what causes sciatica (meanwhile)"
     try:
         time.sleep(LEASE_SECONDS + 1)
@@ -194,17 +191,10 @@ def test_a_server_killed_mid_conversation_the_other_carries_on_with_nothing_lost
     # Killed in the middle of a turn, holding the conversation's lock: the
     # action server is held (SIGSTOP) so the turn is surely still running.
     in_flight = "how do I book an appointment (in flight)"
-    victim, actions = scaled.rasa_server_pid(1), scaled.action_server_pid()
     outcome = {}
-    request = threading.Thread(target=lambda: outcome.update(result=_try_post(scaled, 1, visitor, in_flight)))
-    os.kill(actions, signal.SIGSTOP)
-    try:
-        request.start()
-        time.sleep(0.8)
-        os.kill(victim, signal.SIGKILL)
-        request.join(30)
-    finally:
-        os.kill(actions, signal.SIGCONT)
+    scaled.signal_mid_turn(
+        1, lambda: outcome.update(result=_try_post(scaled, 1, visitor, in_flight)), signal.SIGKILL, settle=0.8
+    ).join(30)
     killed_at = time.monotonic()
 
     # The other server answers every message within the budget: the apology while

@@ -3,7 +3,6 @@ assistant as two Rasa servers sharing the database: a retry gets the first
 answer, a replay is refused for good, and a retry after its server was
 killed mid-turn is answered by the other."""
 
-import os
 import signal
 import threading
 import time
@@ -121,8 +120,6 @@ def test_a_retry_after_its_server_was_killed_mid_turn_is_answered(sms_assistant)
     other server runs the turn once the dead one stops renewing its claim."""
     texter = Texter(sms_assistant)
     sid, question = new_sid(), "what is dry needling"
-    victim = sms_assistant.rasa_server_pid(1)
-    actions = sms_assistant.action_server_pid()
     first: Dict[str, object] = {}
 
     def deliver() -> None:
@@ -131,15 +128,7 @@ def test_a_retry_after_its_server_was_killed_mid_turn_is_answered(sms_assistant)
         except Exception as error:  # the connection dies with the server
             first["error"] = error
 
-    delivery = threading.Thread(target=deliver)
-    os.kill(actions, signal.SIGSTOP)  # holds the turn, so it surely runs when the server dies
-    try:
-        delivery.start()
-        time.sleep(1.5)
-        os.kill(victim, signal.SIGKILL)
-        delivery.join(30)
-    finally:
-        os.kill(actions, signal.SIGCONT)
+    sms_assistant.signal_mid_turn(1, deliver, signal.SIGKILL, settle=1.5).join(30)
     assert "error" in first, first
 
     started = time.monotonic()
