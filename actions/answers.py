@@ -23,8 +23,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.booking import utter_booking_details
 from actions.disclaimer import health_disclaimer
 from clinic import store
-from clinic.answers import OFFER, question_labels
+from clinic.answers import MUSCLE, OFFER, label_kind, question_labels
 from clinic.facts import clinic_facts
+from clinic.nlu_labels import FAQ, NOT_COVERED
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def utter_answer(dispatcher: CollectingDispatcher, tracker: Tracker, label: str,
     """Sends the answer a label names (clinic.answers), or its `detail`
     variation ("more", "duration") where the answer has one."""
     slots: Dict[str, Any] = {"detail": detail} if detail else {}
-    if label.startswith("muscle/"):
+    if label_kind(label) == MUSCLE:
         dispatcher.utter_message(response="utter_muscle", slots={"muscle_id": label.split("/", 1)[1]})
     elif "/" in label:
         dispatcher.utter_message(response="utter_" + label, **({"slots": slots} if slots else {}))
@@ -89,7 +90,7 @@ class ActionCompleteAnswer(Action):
         texts = {question["answer"]: question.get("text") for question in message.get("questions") or []}
         for label in labels[1:]:  # Rasa's rule answered the first
             utter_answer(dispatcher, tracker, label)
-            if label.startswith("not_covered/"):
+            if label_kind(label) == NOT_COVERED:
                 await store.run_blocking(_record_unknown_topic, tracker, texts.get(label) or message.get("text") or "")
         events = health_disclaimer(dispatcher, tracker, labels)
         offer = None
@@ -126,7 +127,7 @@ class ActionAnswerFollowUp(Action):
             dispatcher.utter_message(response="utter_clarify")
             return [SlotSet(OFFERED_SLOT, None)]
         utter_answer(dispatcher, tracker, label, detail)
-        if label.startswith("not_covered/"):
+        if label_kind(label) == NOT_COVERED:
             await store.run_blocking(_record_unknown_topic, tracker, tracker.latest_message.get("text") or "")
         return [SlotSet(TOPIC_SLOT, label), SlotSet(OFFERED_SLOT, None)]
 
@@ -139,10 +140,11 @@ class ActionAnswerFollowUp(Action):
                 return topic, "duration"
             return DURATION_ANSWERS.get(topic), None
         if intent == "ask_more":
-            if topic.startswith("faq/"):
+            kind = label_kind(topic)
+            if kind == FAQ:
                 return topic, "more"
-            if topic.startswith("muscle/"):
+            if kind == MUSCLE:
                 return MORE_ABOUT_MUSCLES, "more"
-            if topic.startswith("not_covered/"):
+            if kind == NOT_COVERED:
                 return topic, None
         return None, None

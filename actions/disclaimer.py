@@ -9,15 +9,16 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.channels import has_buttons
-from clinic.answers import DISCLAIMER, NON_HEALTH_LABELS
+from clinic.answers import DISCLAIMER, MUSCLE, NON_HEALTH_LABELS, label_kind
 from clinic.facts import clinic_facts
+from clinic.nlu_labels import FAQ
 
 SHOWN_SLOT = "disclaimer_shown"
 
 
 def is_health_answer(label: str) -> bool:
     """Whether an answer gives health information (what the posts say)."""
-    return (label.startswith("faq/") or label.startswith("muscle/")) and label not in NON_HEALTH_LABELS
+    return label_kind(label) in (FAQ, MUSCLE) and label not in NON_HEALTH_LABELS
 
 
 def health_disclaimer(dispatcher: CollectingDispatcher, tracker: Tracker, labels: List[str]) -> List[EventType]:

@@ -18,14 +18,16 @@ from typing import Dict, List, Sequence
 import aiohttp
 
 from bench.load import REQUEST_TIMEOUT_SECONDS, _problem, percentile
+from clinic.answers import MUSCLE, label_kind
 from clinic.evaluation import SETS, load_items
+from clinic.nlu_labels import FAQ, NOT_COVERED
 
 TURNS = 300
 CONVERSATIONS = 3
 WINDOW = 10
 # Questions only: no request to erase the conversation being measured (nor
 # anything a model could take for one), no emergencies.
-QUESTION_ANSWERS = ("faq/", "muscle/", "not_covered/")
+QUESTION_ANSWERS = (FAQ, MUSCLE, NOT_COVERED)
 
 
 def conversation_script() -> List[str]:
@@ -34,7 +36,7 @@ def conversation_script() -> List[str]:
         text
         for path in SETS.values()
         for item in load_items(path)
-        if all(label.startswith(QUESTION_ANSWERS) for label in item.expect)
+        if all(label_kind(label) in QUESTION_ANSWERS for label in item.expect)
         for text in item.context + [item.text]
     ]
 

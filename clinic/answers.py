@@ -12,6 +12,9 @@ from clinic.muscles import group_ids, muscle_id_for
 from clinic.nlu_labels import EMERGENCY, FALLBACK, RETRIEVAL_INTENTS, chosen_answer
 
 MUSCLE_INTENT = "ask_muscle"
+# A label "<kind>/<key>" names a retrieval intent's answer (clinic.nlu_labels:
+# "faq", "not_covered") or a muscle's, which utter_muscle gives.
+MUSCLE = "muscle"
 # A muscle question naming no muscle the posts explain gets their list.
 NO_MUSCLE_NAMED = "faq/muscles_involved"
 # Answers that are not health information (no medical disclaimer with them).
@@ -20,6 +23,17 @@ NON_HEALTH_LABELS = {"faq/practitioner", "book_appointment"}
 DISCLAIMER = "disclaimer"
 OFFER = "offer"
 ACCOMPANYING = {DISCLAIMER, OFFER}
+
+
+def label_kind(label: str) -> Optional[str]:
+    """The kind of answer a label names: "faq" for "faq/safety", MUSCLE for
+    "muscle/hamstrings"; None for an intent's own answer ("book_appointment")."""
+    return label.split("/", 1)[0] if "/" in label else None
+
+
+def muscle_label(muscle_id: str) -> str:
+    """The label of a muscle's answer: "hamstrings" -> "muscle/hamstrings"."""
+    return f"{MUSCLE}/{muscle_id}"
 
 
 def muscle_ids(parse: Dict[str, Any]) -> List[str]:
@@ -50,7 +64,7 @@ def answer_and_confidence(parse: Dict[str, Any]) -> Tuple[str, float]:
         return label, min(confidence, answer_confidence)
     if name == MUSCLE_INTENT:
         muscles = muscle_ids(parse)
-        return ("muscle/" + muscles[0] if muscles else NO_MUSCLE_NAMED), confidence
+        return (muscle_label(muscles[0]) if muscles else NO_MUSCLE_NAMED), confidence
     return name, confidence
 
 
@@ -64,10 +78,10 @@ def question_labels(parse: Dict[str, Any]) -> List[str]:
     (components/questions.py) and the further muscles it names."""
     questions = parse.get("questions") or []
     labels = [question["answer"] for question in questions] or [answer_label(parse)]
-    if labels[0].startswith("muscle/"):
+    if label_kind(labels[0]) == MUSCLE:
         # "the QL and the glute medius": each muscle named, not the body parts around them
         groups = set(group_ids())
-        labels += ["muscle/" + muscle for muscle in muscle_ids(parse)[1:] if muscle not in groups]
+        labels += [muscle_label(muscle) for muscle in muscle_ids(parse)[1:] if muscle not in groups]
     unique: List[str] = []
     for label in labels:
         if label not in unique:
@@ -85,7 +99,7 @@ def response_label(response: Optional[str], slots: Optional[Dict[str, Any]] = No
         return response[len("utter_"):]
     if response == "utter_muscle":
         muscle = (slots or {}).get("muscle_id")
-        return "muscle/" + muscle if muscle else NO_MUSCLE_NAMED
+        return muscle_label(muscle) if muscle else NO_MUSCLE_NAMED
     return RESPONSE_LABELS.get(response, response[len("utter_"):] if response.startswith("utter_") else None)
 
 

@@ -38,7 +38,7 @@ import requests
 import yaml
 
 from clinic import PROJECT_ROOT
-from clinic.answers import ACCOMPANYING, response_label
+from clinic.answers import ACCOMPANYING, MUSCLE, label_kind, response_label
 from clinic.nlu_data import SAFE_LOADER, nlu_examples
 from clinic.nlu_labels import EMERGENCY, FALLBACK, OUT_OF_SCOPE
 
@@ -105,7 +105,7 @@ def _same(expected: str, got: str) -> bool:
     if expected == got:
         return True
     if expected == "ask_muscle":
-        return got.startswith("muscle/")
+        return label_kind(got) == MUSCLE
     return expected == OUT_OF_SCOPE and got == FALLBACK
 
 

@@ -46,7 +46,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from clinic.answers import MUSCLE_INTENT, answer_and_confidence
+from clinic.answers import MUSCLE, MUSCLE_INTENT, answer_and_confidence, label_kind
 from clinic.nlu_labels import EMERGENCY, FALLBACK, RESPONSE_SELECTOR_KEY, RETRIEVAL_INTENTS
 from clinic.red_flags import OWN_CASE_INTENT
 from components.question_text import conjunct_variants, looks_like_question, split_parts, starts_as_question
@@ -68,8 +68,8 @@ ANSWER_INTENTS = {*RETRIEVAL_INTENTS, MUSCLE_INTENT, "book_appointment", OWN_CAS
 
 # Words that point back to what the previous question was about.
 _BACK_REFERENCE = re.compile(r"\b(?:it|its|that|this|they|them|those|these)\b", re.IGNORECASE)
-# Answers about a muscle and what it does to the sciatic nerve.
-MUSCLE_ANSWERS = ("muscle/", "faq/muscles_involved", "faq/sciatica_causes")
+# Besides a muscle's own answers, those about the muscles and what they do to the sciatic nerve.
+MUSCLE_FAQS = {"faq/muscles_involved", "faq/sciatica_causes"}
 VARIANTS_KEY = "question_variants"
 
 
@@ -105,10 +105,14 @@ def _answers_of_question(part: Message) -> List[Tuple[Message, Dict[Text, Any]]]
     return [(part, found)] if found else []
 
 
+def _is_about_muscles(label: Text) -> bool:
+    return label_kind(label) == MUSCLE or label in MUSCLE_FAQS
+
+
 def _refers_back(part: Message, previous: Dict[Text, Any], found: Dict[Text, Any]) -> bool:
     """Whether a question points back at the previous one's muscle (or list
     of muscles): the previous answer covers it."""
-    about_muscles = previous["answer"].startswith(MUSCLE_ANSWERS) and found["answer"].startswith(MUSCLE_ANSWERS)
+    about_muscles = _is_about_muscles(previous["answer"]) and _is_about_muscles(found["answer"])
     return about_muscles and bool(_BACK_REFERENCE.search(part.get(TEXT) or ""))
 
 

@@ -17,10 +17,11 @@ from filelock import FileLock
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
 from clinic import quality
+from clinic.answers import label_kind
 from clinic.evaluation import texts_of
 from clinic.facts import fill, read_facts
 from clinic.nlu_data import block_examples, load_yaml
-from clinic.nlu_labels import OUT_OF_SCOPE, RETRIEVAL_INTENTS
+from clinic.nlu_labels import FAQ, OUT_OF_SCOPE, RETRIEVAL_INTENTS
 from clinic.quality import MAX_ANSWER_CHARS, MIN_EXAMPLES_PER_ANSWER, example_key
 from staff.phrasing import (
     SMS_AIM_CHARS, SMS_MAX_CHARS, EditRefused, clean_answer, clean_phrasing, clean_topic, suggested_topic, topic_title,
@@ -102,7 +103,7 @@ class TrainingData:
             responses = content.get("responses") or {}
             for item in content.get("nlu") or []:
                 label = item.get("intent", "")
-                if label.split("/", 1)[0] in RETRIEVAL_INTENTS and "/" in label:
+                if label_kind(label) in RETRIEVAL_INTENTS:
                     found.append(
                         Answer(label, path, block_examples(item.get("examples")), responses.get(f"utter_{label}") or [])
                     )
@@ -241,7 +242,7 @@ class TrainingData:
         """A new FAQ in its own file, data/nlu/faq_<topic>.yml."""
         with self.locked():
             topic = self.check_topic(topic)
-            label = f"faq/{topic}"
+            label = f"{FAQ}/{topic}"
             cleaned: Dict[str, str] = {}
             existing, held_out = self.labelled_examples(), self.held_out_keys()
             for phrasing in phrasings:
